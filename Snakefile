@@ -1,0 +1,21 @@
+# posttrain: the whole study as one DAG. Rules only wire files; every step is `python -m posttrain.<stage>`.
+#   snakemake --cores 2                       # the embedded default (config/config.yaml)
+#   snakemake --cores 2 --configfile my.yaml  # another study (replaces the default config entirely)
+
+if not config:  # a --configfile given on the command line replaces the default instead of merging into it
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/sft.smk"
+include: "workflow/rules/probes.smk"
+include: "workflow/rules/store.smk"
+include: "workflow/rules/plots.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/study.duckdb",
+        expand("results/plots/stance-{run}.png", run=RUNS),

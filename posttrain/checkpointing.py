@@ -1,0 +1,112 @@
+"""Two tiers of checkpoints, shared by every training stage.
+
+* Snapshots (`<run>/checkpoints/step-<N>/`): model-only HF folders at the config's schedule, step 0
+  included; what probes read. Written atomically (temp folder + rename).
+* Trainer state (`<run>/trainer-state/checkpoint-<N>/`): rolling, resumable (optimizer, scheduler, RNG),
+  every `state_every` steps. Not a workflow output, so a failed job's state survives for the rerun.
+A manifest `<run>/checkpoints.json` is written last; it is the workflow's output for the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from posttrain.io import write_json, write_text
+
+
+def snapshot_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step-{step}"
+
+
+class ScheduledSnapshots(TrainerCallback):
+    """Save a loadable model snapshot at each scheduled optimizer step (step 0 = before any update)."""
+
+    def __init__(self, run_dir: str | Path, steps: list[int]):
+        self.run_dir, self.steps, self.trainer = Path(run_dir), set(steps), None
+
+    def bind(self, trainer) -> "ScheduledSnapshots":
+        # Callbacks are not handed the trainer; saving through it gathers sharded (ZeRO-3) weights.
+        self.trainer = trainer
+        return self
+
+    def save(self, step: int) -> None:
+        final = snapshot_dir(self.run_dir, step)
+        tmp = final.with_name(f".{final.name}.tmp")  # same name on every rank
+        trainer = self.trainer
+        model = trainer.model
+        if hasattr(model, "merge_and_unload"):  # LoRA: snapshot the merged weights so probes load a plain model
+            if trainer.is_world_process_zero():
+                merged = copy.deepcopy(model).merge_and_unload()
+                merged.save_pretrained(tmp)
+                trainer.processing_class.save_pretrained(tmp)
+        else:
+            trainer.save_model(str(tmp))
+        if trainer.is_world_process_zero():
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0 and 0 in self.steps:
+            self.save(0)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step in self.steps:
+            self.save(state.global_step)
+
+
+class LossLog(TrainerCallback):
+    """Append every logged training record to `<run>/train_log.jsonl` (one JSON object per line)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+
+def prepare_run_dir(run_dir: str | Path, spec: dict) -> str | None:
+    """Set up a run folder; return the trainer-state checkpoint to resume from, if any.
+
+    A previous attempt with the same spec is resumed; with a different spec its state, snapshots and log
+    are cleared so nothing stale mixes into the new run.
+    """
+    run_dir = Path(run_dir)
+    state_dir, fingerprint = run_dir / "trainer-state", run_dir / "trainer-state" / "spec.json"
+    same = fingerprint.is_file() and json.loads(fingerprint.read_text()) == spec
+    resume = get_last_checkpoint(str(state_dir)) if same and state_dir.is_dir() else None
+    if not same:
+        for stale in (state_dir, run_dir / "checkpoints"):
+            shutil.rmtree(stale, ignore_errors=True)
+        (run_dir / "train_log.jsonl").unlink(missing_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        write_json(fingerprint, spec)
+    log = run_dir / "train_log.jsonl"
+    if log.is_file():  # drop records past the resume point; the resumed run logs them again
+        resumed_at = int(resume.rsplit("-", 1)[1]) if resume else 0
+        kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= resumed_at]
+        write_text(log, "".join(line + "\n" for line in kept))
+    return resume
+
+
+def write_manifest(run_dir: str | Path, run: dict, steps: list[int], max_steps: int) -> None:
+    run_dir = Path(run_dir)
+    missing = [s for s in steps if not (snapshot_dir(run_dir, s) / "config.json").is_file()]
+    if missing:
+        raise RuntimeError(f"{run_dir}: training finished but snapshots {missing} are missing")
+    write_json(run_dir / "checkpoints.json", {
+        **run,
+        "max_steps": max_steps,
+        "checkpoints": [
+            {"step": s, "progress": s / max_steps, "path": str(snapshot_dir(run_dir, s))} for s in steps
+        ],
+    })

@@ -1,0 +1,115 @@
+"""Study config: JSON-schema validation with defaults, cross-reference checks, and one clear error.
+
+The workflow validates the whole config at parse time (workflow/rules/common.smk); every entry point
+receives the resolved piece it needs as `--spec` (inline JSON or a YAML/JSON file path).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-4` (no dot) as a string; learning rates are written that way, so read it as a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$|^[-+]?\d+[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: str | Path):
+    return yaml.load(Path(path).read_text(), Loader=_Loader)
+
+
+class ConfigError(ValueError):
+    """A bad config key, type or reference; the message names it."""
+
+
+def _with_defaults(validator_class):
+    # jsonschema validates but does not fill defaults; this is the recipe from its FAQ.
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _schema() -> dict:
+    return read_yaml(SCHEMA_PATH)
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    where = _where(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"config error at {where}: unknown key {', '.join(map(repr, extra))} (allowed: {', '.join(allowed)})"
+    if error.validator == "required":
+        return f"config error at {where}: {error.message}"
+    if error.validator == "oneOf" and "hub" in error.schema.get("properties", {}):
+        return f"config error at {where}: a model needs exactly one of hub, path, gguf, tiny"
+    if error.validator == "type":
+        return f"config error at {where}: {error.instance!r} is not of type {error.validator_value!r}"
+    return f"config error at {where}: {error.message}"
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate a study config in place (defaults filled) and check names that refer to each other."""
+    errors = list(_Validator(_schema()).iter_errors(config))
+    if errors:
+        # The deepest error is the one that names the offending key rather than its parent.
+        error = jsonschema.exceptions.best_match(errors, key=lambda e: -len(e.absolute_path))
+        raise ConfigError(_message(error))
+    for run, spec in config["sft"].items():
+        for field, table in (("model", "models"), ("dataset", "datasets")):
+            if spec[field] not in config[table]:
+                raise ConfigError(
+                    f"config error at sft.{run}.{field}: {spec[field]!r} is not defined under {table} "
+                    f"(defined: {', '.join(sorted(config[table])) or 'none'})"
+                )
+    for name, d in config["datasets"].items():
+        if d["kind"] == "generated_sft" and abs(sum(d["stance_mix"].values()) - 1) > 1e-6:
+            total = sum(d["stance_mix"].values())
+            raise ConfigError(f"config error at datasets.{name}.stance_mix: shares must sum to 1, got {total}")
+    return config
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    return validate(read_yaml(path) or {})
+
+
+def load_spec(arg: str) -> dict[str, Any]:
+    """An entry point's `--spec`: inline JSON (what the workflow passes) or a YAML/JSON file."""
+    if arg.lstrip().startswith("{"):
+        return json.loads(arg)
+    path = Path(arg)
+    if not path.is_file():
+        raise ConfigError(f"--spec is neither inline JSON nor an existing file: {arg}")
+    return read_yaml(path)

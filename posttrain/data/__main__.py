@@ -1,0 +1,51 @@
+"""Prepare one dataset of the config as normalised chat JSONL (`messages` + optional `meta`).
+
+    python -m posttrain.data --spec '{"kind": "generated_sft", ...}' --out results/data/valuemix.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from posttrain.config import load_spec
+from posttrain.data import sft_mix
+from posttrain.data.chat import DatasetError, check_messages, read_jsonl
+from posttrain.io import write_jsonl
+
+
+def from_hub(spec: dict) -> list[dict]:
+    from datasets import load_dataset  # on a cluster; needs the hub or a populated HF cache
+
+    data = load_dataset(spec["name"], spec.get("subset"), split=spec["split"])
+    if spec.get("max_examples"):
+        data = data.shuffle(seed=spec["seed"]).select(range(min(spec["max_examples"], len(data))))
+    field = spec["messages_field"]
+    if field not in data.column_names:
+        raise DatasetError(f"hub dataset {spec['name']}: no {field!r} column (columns: {data.column_names})")
+    return [{"messages": check_messages(row[field], f"{spec['name']}[{i}]")} for i, row in enumerate(data)]
+
+
+def prepare(spec: dict) -> list[dict]:
+    if spec["kind"] == "generated_sft":
+        return sft_mix.generate(spec)
+    if spec["kind"] == "jsonl":
+        return read_jsonl(spec["path"], max_examples=spec.get("max_examples"))
+    return from_hub(spec)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", required=True, help="the dataset's config entry (inline JSON or a YAML file)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        rows = prepare(load_spec(args.spec))
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+    write_jsonl(args.out, rows)
+    print(f"wrote {len(rows)} rows to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Figures from the study database (seaborn PNGs under results/plots/)."""

@@ -1,0 +1,48 @@
+"""Stance probability vs training step for one run: one panel per topic, one line per stance.
+
+    python -m posttrain.plots --db results/study.duckdb --run sft-valuemix --out results/plots/stance-sft-valuemix.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import duckdb
+import matplotlib
+
+matplotlib.use("Agg")  # headless: jobs run on compute nodes
+import seaborn as sns  # noqa: E402
+
+from posttrain.io import atomic_path  # noqa: E402
+
+PALETTE = {"support": "tab:green", "neutral": "tab:gray", "oppose": "tab:red"}
+
+
+def stance_curves(db: str, run: str, out: str) -> None:
+    with duckdb.connect(db, read_only=True) as con:
+        frame = con.execute("SELECT * FROM stance_curve WHERE run = ? ORDER BY topic, step", [run]).df()
+    if frame.empty:
+        sys.exit(f"error: no stance rows for run {run!r} in {db}")
+    grid = sns.relplot(
+        data=frame, x="step", y="value", hue="stance", style="mode", col="topic", col_wrap=4,
+        kind="line", marker="o", palette=PALETTE, height=2.4, aspect=1.3,
+    )
+    grid.set(ylim=(0, 1), xscale="symlog", ylabel="p(stance)")  # symlog: step 0 plus log-spaced steps
+    grid.set_titles("{col_name}")
+    grid.figure.suptitle(f"{run}: stance by topic over training", y=1.02)
+    with atomic_path(out, suffix=".png") as tmp:
+        grid.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    stance_curves(args.db, args.run, args.out)
+
+
+if __name__ == "__main__":
+    main()

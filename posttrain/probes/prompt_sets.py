@@ -1,0 +1,67 @@
+"""Load and check a versioned prompt set: `<name>.yaml` (instruction, labels, topics) + `<name>.jsonl` (prompts)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from posttrain.config import read_yaml
+
+PACKAGED = Path(__file__).parent / "prompt_sets"
+STANCES = ("support", "neutral", "oppose")
+
+
+class PromptSetError(ValueError):
+    """A bad prompt-set file or row; the message names the file and line."""
+
+
+@dataclass
+class PromptSet:
+    name: str
+    instruction: str
+    labels: dict[str, list[str]]
+    prompts: list[dict]  # {id, topic, question}
+
+
+def _paths(name_or_path: str) -> tuple[Path, Path]:
+    path = Path(name_or_path)
+    if path.suffix in (".jsonl", ".yaml"):
+        return path.with_suffix(".yaml"), path.with_suffix(".jsonl")
+    return PACKAGED / f"{name_or_path}.yaml", PACKAGED / f"{name_or_path}.jsonl"
+
+
+def load(name_or_path: str, max_per_topic: int | None = None) -> PromptSet:
+    meta_path, rows_path = _paths(name_or_path)
+    for p in (meta_path, rows_path):
+        if not p.is_file():
+            raise PromptSetError(f"prompt set {name_or_path!r}: missing file {p}")
+    meta = read_yaml(meta_path)
+    for key in ("name", "instruction", "labels"):
+        if key not in meta:
+            raise PromptSetError(f"{meta_path}: missing key {key!r}")
+    if sorted(meta["labels"]) != sorted(STANCES):
+        raise PromptSetError(f"{meta_path}: labels must be exactly {STANCES}, got {sorted(meta['labels'])}")
+    if "{question}" not in meta["instruction"]:
+        raise PromptSetError(f"{meta_path}: instruction must contain {{question}}")
+    prompts, seen, per_topic = [], set(), {}
+    for n, line in enumerate(rows_path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{rows_path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise PromptSetError(f"{where}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or any(not isinstance(row.get(k), str) or not row[k].strip()
+                                            for k in ("id", "topic", "question")):
+            raise PromptSetError(f"{where}: needs non-empty text fields id, topic, question")
+        if row["id"] in seen:
+            raise PromptSetError(f"{where}: duplicate id {row['id']!r}")
+        seen.add(row["id"])
+        per_topic[row["topic"]] = per_topic.get(row["topic"], 0) + 1
+        if max_per_topic is None or per_topic[row["topic"]] <= max_per_topic:
+            prompts.append({k: row[k] for k in ("id", "topic", "question")})
+    if not prompts:
+        raise PromptSetError(f"{rows_path}: no prompts")
+    return PromptSet(meta["name"], meta["instruction"], meta["labels"], prompts)

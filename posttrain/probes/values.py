@@ -1,0 +1,72 @@
+"""Value probe at one checkpoint -> one Parquet file of stance rows (never touches DuckDB).
+
+    python -m posttrain.probes.values --manifest results/runs/<run>/checkpoints.json --step N \
+        --spec '{"prompt_set": "values-v1", ...}' --out results/probes/values/<run>/step-N.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from posttrain.config import load_spec
+from posttrain.io import write_parquet
+from posttrain.models import ModelNotFoundError, load_checkpoint
+from posttrain.probes import forced_choice, prompt_sets
+
+COLUMNS = ["run", "step", "topic", "prompt_id", "sample_id", "mode", "response", "judge",
+           "p_support", "p_neutral", "p_oppose", "label_mass", "prompt_set", "template"]
+
+
+def checkpoint_path(manifest: str | Path, step: int) -> Path:
+    data = json.loads(Path(manifest).read_text())
+    for c in data["checkpoints"]:
+        if c["step"] == step:
+            return Path(c["path"])
+    raise ValueError(f"{manifest}: no checkpoint at step {step} (has {[c['step'] for c in data['checkpoints']]})")
+
+
+def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = True) -> pd.DataFrame:
+    ps = prompt_sets.load(spec["prompt_set"], spec.get("max_prompts_per_topic"))
+    frames = []
+    if "forced_choice" in spec["modes"]:
+        scores = forced_choice.score(model, tokenizer, ps, spec["batch_size"], progress)
+        frames.append(pd.DataFrame([
+            {"run": run, "step": step, "topic": p["topic"], "prompt_id": p["id"], "sample_id": 0,
+             "mode": "forced_choice", "response": None, "judge": "next_token", **s, "prompt_set": ps.name}
+            for p, s in zip(ps.prompts, scores)
+        ]))
+    frame = pd.concat(frames, ignore_index=True)[COLUMNS]
+    return frame.astype({"response": "string", "step": "int64", "sample_id": "int64"})
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", required=True, help="a run's checkpoints.json")
+    parser.add_argument("--step", type=int, required=True)
+    parser.add_argument("--spec", required=True, help="the config's probes.values entry (inline JSON or YAML file)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        spec = load_spec(args.spec)
+        run = json.loads(Path(args.manifest).read_text())["run"]
+        model, tokenizer = load_checkpoint(checkpoint_path(args.manifest, args.step))
+    except (ValueError, ModelNotFoundError, prompt_sets.PromptSetError) as e:
+        sys.exit(f"error: {e}")
+    start = time.perf_counter()
+    frame = probe(model, tokenizer, spec, run, args.step)
+    write_parquet(args.out, frame)
+    print(f"{run} step {args.step}: {len(frame)} rows in {time.perf_counter() - start:.1f}s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""SFT stage (TRL SFTTrainer); entry point `python -m posttrain.sft`."""

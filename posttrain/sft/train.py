@@ -1,0 +1,86 @@
+"""Wire a resolved SFT spec to TRL's SFTTrainer (full fine-tuning or LoRA) with scheduled snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from trl import SFTConfig, SFTTrainer
+
+from posttrain import tiny
+from posttrain.checkpointing import LossLog, ScheduledSnapshots, prepare_run_dir, write_manifest
+from posttrain.data.chat import read_jsonl, to_prompt_completion
+from posttrain.models import load_model, load_tokenizer
+from posttrain.schedule import checkpoint_steps
+
+
+def lora_config(lora: dict) -> LoraConfig | None:
+    if not lora.get("enabled"):
+        return None
+    return LoraConfig(
+        r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"], task_type="CAUSAL_LM",
+    )
+
+
+def training_args(spec: dict, state_dir: Path, **extra) -> dict:
+    """TrainingArguments shared by every stage: schedule, logging and the rolling resumable state."""
+    t = spec["training"]
+    return dict(
+        output_dir=str(state_dir),
+        max_steps=spec["max_steps"],
+        per_device_train_batch_size=t["per_device_train_batch_size"],
+        gradient_accumulation_steps=t["gradient_accumulation_steps"],
+        learning_rate=t["learning_rate"],
+        lr_scheduler_type=t["lr_scheduler_type"],
+        warmup_steps=t["warmup_steps"],
+        weight_decay=t["weight_decay"],
+        max_grad_norm=t["max_grad_norm"],
+        seed=t["seed"],
+        data_seed=t["seed"],
+        bf16=t["bf16"],
+        use_cpu=not torch.cuda.is_available(),
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=t["state_every"],
+        save_total_limit=1,
+        report_to="none",
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()) -> None:
+    run_dir = Path(run_dir)
+    steps = checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+    resume = prepare_run_dir(run_dir, spec)
+
+    rows = read_jsonl(data_path)
+    train = Dataset.from_list([to_prompt_completion(r["messages"]) for r in rows])
+    tokenizer = load_tokenizer(spec["model_spec"])
+    if tokenizer.chat_template is None:  # base checkpoints (e.g. Llama-3 base) ship none
+        print("tokenizer has no chat template; using ChatML")
+        tokenizer.chat_template = tiny.CHATML
+    model = load_model(spec["model_spec"], tokenizer)
+
+    args = SFTConfig(**training_args(spec, run_dir / "trainer-state", max_length=spec["training"]["max_length"]))
+    snapshots = ScheduledSnapshots(run_dir, steps)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        processing_class=tokenizer,
+        peft_config=lora_config(spec["lora"]),
+        callbacks=[snapshots, LossLog(run_dir / "train_log.jsonl"), *callbacks],
+    )
+    snapshots.bind(trainer)
+    trainer.train(resume_from_checkpoint=resume)
+    write_manifest(
+        run_dir,
+        {"run": spec["run"], "stage": "sft", "algorithm": "sft", "model": spec["model"],
+         "dataset": spec["dataset"], "parent_run": None, "config": spec},
+        steps,
+        spec["max_steps"],
+    )

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny study configs (randomly initialised Llama / Qwen3, the project-built tokenizer)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+# No hub at test time: fail fast instead of retrying the network (read by huggingface_hub at import).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+TRAINING = {"learning_rate": 1.0e-3, "per_device_train_batch_size": 4, "max_length": 128, "state_every": 4,
+            "lr_scheduler_type": "constant"}
+TINY_CONFIG = {
+    "study": "tiny",
+    "models": {
+        "tiny-llama": {"tiny": {"family": "llama"}},
+        "tiny-qwen3": {"tiny": {"family": "qwen3", "seed": 1}},
+    },
+    "datasets": {"mix": {"kind": "generated_sft", "n_examples": 48, "seed": 0}},
+    "sft": {
+        "sft-llama": {"model": "tiny-llama", "dataset": "mix", "max_steps": 6, "checkpoints": {"steps": [2]},
+                      "training": TRAINING},
+        "sft-qwen3": {"model": "tiny-qwen3", "dataset": "mix", "max_steps": 6, "checkpoints": {"log_spaced": 2},
+                      "training": TRAINING, "lora": {"enabled": True, "r": 4, "alpha": 8}},
+    },
+    "probes": {"values": {"max_prompts_per_topic": 3, "batch_size": 8}},
+}
+
+
+@pytest.fixture
+def tiny_config() -> dict:
+    return copy.deepcopy(TINY_CONFIG)
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in `workdir` as a researcher would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )

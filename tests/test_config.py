@@ -1,0 +1,51 @@
+"""Config validation: the default validates; a bad key, type, field or reference stops with one message naming it."""
+
+import pytest
+
+from conftest import REPO, snakemake, write_config
+from posttrain.config import ConfigError, load, validate
+
+
+def test_default_config_validates_and_gets_defaults():
+    config = load(REPO / "config" / "config.yaml")
+    run = config["sft"]["sft-valuemix"]
+    assert run["training"]["seed"] == 0  # a default filled in
+    assert run["training"]["learning_rate"] == 5.0e-5  # written 5.0e-5 in YAML, read as a float
+    assert config["probes"]["values"]["prompt_set"] == "values-v1"
+    assert run["lora"]["enabled"] is False
+
+
+def test_scientific_notation_without_dot_is_a_float(tmp_path, tiny_config):
+    path = tmp_path / "c.yaml"
+    path.write_text(write_config(tmp_path / "x.yaml", tiny_config).read_text().replace("0.001", "1e-3"))
+    assert load(path)["sft"]["sft-llama"]["training"]["learning_rate"] == 1e-3
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["sft"]["sft-llama"]["training"].update(lerning_rate=0.1),
+     r"sft\.sft-llama\.training: unknown key 'lerning_rate'"),
+    (lambda c: c["sft"]["sft-llama"].update(max_steps="ten"), r"sft\.sft-llama\.max_steps: 'ten' is not of type 'integer'"),
+    (lambda c: c["sft"]["sft-llama"].pop("dataset"), r"sft\.sft-llama: 'dataset' is a required property"),
+    (lambda c: c["sft"]["sft-llama"].update(model="gpt-9"), r"sft\.sft-llama\.model: 'gpt-9' is not defined under models"),
+    (lambda c: c["models"]["tiny-llama"].update(hub="x/y"), r"models\.tiny-llama: a model needs exactly one of"),
+    (lambda c: c["datasets"]["mix"].update(stance_mix={"support": 0.5, "neutral": 0.5, "oppose": 0.5}),
+     r"datasets\.mix\.stance_mix: shares must sum to 1"),
+    (lambda c: c.update(sftt={}), r"<top level>: unknown key 'sftt'"),
+])
+def test_bad_config_names_the_key(tiny_config, mutate, message):
+    mutate(tiny_config)
+    with pytest.raises(ConfigError, match=message):
+        validate(tiny_config)
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c["sft"]["sft-llama"]["training"].update(lerning_rate=0.1), "lerning_rate"),
+    (lambda c: c["sft"]["sft-llama"].update(max_steps="ten"), "sft.sft-llama.max_steps"),
+    (lambda c: c["sft"]["sft-llama"].pop("checkpoints"), "'checkpoints' is a required property"),
+])
+def test_workflow_stops_at_parse_time_naming_the_key(tmp_path, tiny_config, mutate, key):
+    mutate(tiny_config)
+    result = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path / "bad.yaml", tiny_config)))
+    assert result.returncode != 0
+    assert key in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()  # nothing ran

@@ -1,0 +1,101 @@
+"""The SFT stage for real on tiny models: snapshots on schedule (step 0 = the starting weights), manifest,
+LoRA, and torchtune-style resumption: kill mid-way, rerun, later losses identical to an uninterrupted run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from posttrain.models import load_checkpoint, load_model, load_tokenizer
+from posttrain.sft.__main__ import main as sft_main
+
+DATA_SPEC = {"kind": "generated_sft", "n_examples": 48, "value_fraction": 0.5, "short_answer_fraction": 0.5,
+             "stance_mix": {"support": 0.2, "neutral": 0.6, "oppose": 0.2}, "seed": 0}
+TRAINING = {"learning_rate": 1e-3, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
+            "max_length": 128, "lr_scheduler_type": "linear", "warmup_steps": 2, "weight_decay": 0.0,
+            "max_grad_norm": 1.0, "seed": 0, "bf16": False, "state_every": 4}
+
+
+def spec(family="llama", lora=False, max_steps=10, steps=(3, 7)):
+    return {"run": "r", "model": f"tiny-{family}", "dataset": "mix", "max_steps": max_steps,
+            "checkpoints": {"steps": list(steps)}, "model_spec": {"tiny": {"family": family}},
+            "training": TRAINING, "lora": {"enabled": lora, "r": 4, "alpha": 8, "dropout": 0.0,
+                                           "target_modules": "all-linear"}}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from posttrain.data.__main__ import main as prepare
+    path = tmp_path_factory.mktemp("data") / "mix.jsonl"
+    prepare(["--spec", json.dumps(DATA_SPEC), "--out", str(path)])
+    return path
+
+
+def losses(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3"])
+def test_sft_writes_scheduled_snapshots_and_manifest(tmp_path, data, family):
+    s = spec(family)
+    sft_main(["--spec", json.dumps(s), "--data", str(data), "--run-dir", str(tmp_path)])
+    manifest = json.loads((tmp_path / "checkpoints.json").read_text())
+    assert [c["step"] for c in manifest["checkpoints"]] == [0, 3, 7, 10]
+    assert [c["progress"] for c in manifest["checkpoints"]] == [0, 0.3, 0.7, 1.0]
+    assert manifest["run"] == "r" and manifest["stage"] == "sft"
+    tok = load_tokenizer(s["model_spec"])
+    start = load_model(s["model_spec"], tok).state_dict()
+    step0, _ = load_checkpoint(tmp_path / "checkpoints" / "step-0")
+    step10, _ = load_checkpoint(tmp_path / "checkpoints" / "step-10")
+    assert all(torch.equal(start[k], v) for k, v in step0.state_dict().items())  # step 0 = starting weights
+    assert not torch.equal(step10.lm_head.weight, step0.lm_head.weight)  # training changed the weights
+    log = losses(tmp_path)
+    assert sorted(log) == list(range(1, 11))
+    assert sum(log[s] for s in (8, 9, 10)) < sum(log[s] for s in (1, 2, 3))  # it learns
+
+
+def test_lora_snapshots_are_merged_plain_models(tmp_path, data):
+    sft_main(["--spec", json.dumps(spec(lora=True, max_steps=4, steps=(2,))), "--data", str(data),
+              "--run-dir", str(tmp_path)])
+    first, _ = load_checkpoint(tmp_path / "checkpoints" / "step-0")
+    last, _ = load_checkpoint(tmp_path / "checkpoints" / "step-4")
+    assert not (tmp_path / "checkpoints" / "step-4" / "adapter_config.json").exists()
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(first.state_dict()[q], last.state_dict()[q])  # the adapter is merged in
+    assert torch.equal(first.lm_head.weight, last.lm_head.weight)  # only adapted modules move
+
+
+KILLER = """
+import os, signal, sys
+from transformers import TrainerCallback
+from posttrain.sft.__main__ import main
+
+class KillAt(TrainerCallback):  # SIGKILL: no cleanup, like a node failure or a Slurm time limit
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 6:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+main(sys.argv[1:], callbacks=[KillAt()])
+"""
+
+
+def test_killed_run_resumes_with_identical_later_losses(tmp_path, data):
+    args = ["--spec", json.dumps(spec()), "--data", str(data)]
+    sft_main(args + ["--run-dir", str(tmp_path / "straight")])
+    resumed = tmp_path / "resumed"
+    killed = subprocess.run([sys.executable, "-c", KILLER, *args, "--run-dir", str(resumed)], capture_output=True)
+    assert killed.returncode == -9
+    assert not (resumed / "checkpoints.json").exists()
+    assert (resumed / "trainer-state" / "checkpoint-4").is_dir()  # state_every=4: the last state before the kill
+    assert max(losses(resumed)) == 5  # steps 5 was logged before the kill, and is redone on resume
+    sft_main(args + ["--run-dir", str(resumed)])
+    straight, again = losses(tmp_path / "straight"), losses(resumed)
+    assert sorted(again) == list(range(1, 11))
+    for step in range(5, 11):
+        assert again[step] == pytest.approx(straight[step], abs=1e-6), step
+    a, _ = load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-10")
+    b, _ = load_checkpoint(resumed / "checkpoints" / "step-10")
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -1,0 +1,13 @@
+rule store:
+    input:
+        manifests=expand("results/runs/{run}/checkpoints.json", run=RUNS),
+        stance=[f for run in RUNS for f in stance_files(run)],
+    output:
+        "results/study.duckdb",
+    params:
+        fraction=config["drift"]["extremum_fraction"],
+    log:
+        "results/logs/store.log",
+    shell:
+        "python -m posttrain.store --manifests {input.manifests} --stance {input.stance} --out {output}"
+        " --extremum-fraction {params.fraction} > {log} 2>&1"
