@@ -4,9 +4,12 @@ p(label) = sum over the label's distinct token sequences (every casing, with and
 of the model's probability of that whole sequence right after the prompt; the three are then renormalised.
 Single-token variants come from the prompt's last position; multi-token ones (e.g. "Opp"+"ose") from one
 extra cached forward pass over the variant tokens, so every variant is scored exactly, in batches.
+The prompt prefix all questions share (the chat template's system turn) is computed once per checkpoint.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from tqdm.auto import tqdm
@@ -42,30 +45,50 @@ def render(tokenizer, text: str) -> tuple[str, str]:
     return f"{text}\nAnswer:", "plain"
 
 
-@torch.no_grad()
-def _score_batch(model, tokenizer, texts: list[str], seqs: dict, add_special: bool) -> torch.Tensor:
-    """Log-probabilities (batch, n_sequences) of every label sequence after each text."""
-    flat = [s for label in STANCES for s in seqs[label]]
-    enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=add_special)
-    ids, mask = enc.input_ids.to(model.device), enc.attention_mask.to(model.device)
+def _common_prefix(ids: list[list[int]]) -> int:
+    """Length of the token prefix every prompt shares (the chat template's system turn), leaving each
+    prompt at least one token of its own."""
+    n = min(len(x) for x in ids) - 1
+    for i in range(max(n, 0)):
+        if any(x[i] != ids[0][i] for x in ids):
+            return i
+    return max(n, 0)
+
+
+@torch.inference_mode()
+def _score_batch(model, ids: list[list[int]], prefix, pad: int, flat: list[tuple[int, ...]]) -> torch.Tensor:
+    """Log-probabilities (batch, n_sequences) of every label sequence after each prompt.
+
+    `prefix` is (length, cache) of the shared prompt prefix, computed once per checkpoint; each batch feeds
+    only its prompts' own tokens, left-padded, after a copy of that cache."""
+    device = model.device
+    plen, pcache = prefix
+    b, width = len(ids), max(len(x) for x in ids) - plen
+    suffix = torch.tensor([[pad] * (width - len(x) + plen) + x[plen:] for x in ids], device=device)
+    own_len = torch.tensor([len(x) - plen for x in ids], device=device)
+    own = torch.arange(width, device=device)[None, :] >= (width - own_len)[:, None]  # not left padding
+    mask = torch.cat([torch.ones(b, plen, dtype=torch.long, device=device), own.long()], dim=1)
     # Explicit positions: with left padding the default 0..L-1 would shift every shorter prompt.
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    positions = (plen + own.long().cumsum(-1) - 1).clamp(min=plen)
+    cache = None
+    if plen:
+        cache = copy.deepcopy(pcache)
+        cache.batch_repeat_interleave(b)
     multi = [s for s in flat if len(s) > 1]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=bool(multi))
+    out = model(input_ids=suffix, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                use_cache=bool(multi), logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
     scores = torch.stack([first[:, s[0]] for s in flat], dim=1)
-    if multi:
-        b, m, width = ids.shape[0], len(multi), max(len(s) for s in multi) - 1
+    if multi:  # one cached pass over every multi-token variant: row b*m + j continues prompt b with variant j
+        m, span = len(multi), max(len(s) for s in multi) - 1
         cache = out.past_key_values
-        cache.batch_repeat_interleave(m)  # row b*m + j continues prompt b with variant j
-        pad = tokenizer.pad_token_id
-        cont = torch.tensor([list(s[:-1]) + [pad] * (width - len(s) + 1) for s in multi], device=ids.device)
-        cont = cont.repeat(b, 1)
+        cache.batch_repeat_interleave(m)
+        cont = torch.tensor([list(s[:-1]) + [pad] * (span - len(s) + 1) for s in multi], device=device).repeat(b, 1)
         cont_mask = torch.cat([mask.repeat_interleave(m, 0), torch.ones_like(cont)], dim=1)
-        cont_pos = positions[:, -1:].repeat_interleave(m, 0) + 1 + torch.arange(width, device=ids.device)
+        cont_pos = positions[:, -1:].repeat_interleave(m, 0) + 1 + torch.arange(span, device=device)
         later = torch.log_softmax(
             model(input_ids=cont, attention_mask=cont_mask, position_ids=cont_pos, past_key_values=cache)
-            .logits.float(), dim=-1).view(b, m, width, -1)
+            .logits.float(), dim=-1).view(b, m, span, -1)
         for j, s in enumerate(multi):
             k = flat.index(s)
             for i, tok in enumerate(s[1:]):
@@ -76,19 +99,26 @@ def _score_batch(model, tokenizer, texts: list[str], seqs: dict, add_special: bo
 def score(model, tokenizer, prompt_set, batch_size: int = 16, progress: bool = True) -> list[dict]:
     """One row per prompt: p_support, p_neutral, p_oppose (renormalised), label_mass (before renormalising)."""
     seqs = label_sequences(tokenizer, prompt_set.labels)
+    flat = [s for label in STANCES for s in seqs[label]]
+    owner = [label for label in STANCES for _ in seqs[label]]
     rendered = [render(tokenizer, prompt_set.instruction.format(question=p["question"])) for p in prompt_set.prompts]
     add_special = rendered[0][1] == "plain"  # a chat template writes its own special tokens
-    lengths = [len(tokenizer.encode(t, add_special_tokens=add_special)) for t, _ in rendered]
-    order = sorted(range(len(rendered)), key=lambda i: lengths[i])  # similar lengths batch with little padding
+    ids = [tokenizer.encode(text, add_special_tokens=add_special) for text, _ in rendered]
     model.eval()
-    rows = [None] * len(rendered)
+    plen = _common_prefix(ids)
+    prefix = (plen, None)
+    if plen:
+        with torch.inference_mode():
+            prefix = (plen, model(input_ids=torch.tensor([ids[0][:plen]], device=model.device),
+                                  use_cache=True).past_key_values)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths batch with little padding
+    rows = [None] * len(ids)
     bar = tqdm(total=len(order), desc="forced-choice probe", unit="prompt", disable=not progress)
-    owner = [label for label in STANCES for _ in seqs[label]]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        probs = _score_batch(model, tokenizer, [rendered[i][0] for i in idx], seqs, add_special).exp()
-        for row, i in zip(probs, idx):
-            per_label = {lab: float(sum(p for p, o in zip(row.tolist(), owner) if o == lab)) for lab in STANCES}
+        probs = _score_batch(model, [ids[i] for i in idx], prefix, tokenizer.pad_token_id, flat).exp()
+        for row, i in zip(probs.tolist(), idx):
+            per_label = {lab: sum(p for p, o in zip(row, owner) if o == lab) for lab in STANCES}
             mass = sum(per_label.values())
             rows[i] = {
                 **{f"p_{lab}": per_label[lab] / mass for lab in STANCES},

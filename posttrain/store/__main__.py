@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     build(args.out, args.manifests, args.stance, args.extremum_fraction)
     with duckdb.connect(args.out, read_only=True) as con:
-        n = con.sql("SELECT count(*) FROM stance_samples").fetchone()[0]
+        n = con.execute("SELECT count(*) FROM stance_samples").fetchone()[0]
     print(f"built {args.out}: {len(args.manifests)} runs, {n} stance rows")
 
 

@@ -1,0 +1,73 @@
+"""The DuckDB build and its drift views against a hand computation on a fixture with known answers."""
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from posttrain.store.__main__ import build
+
+# topic a, p_support per checkpoint (two prompts each): 0.2 -> 0.5 -> 0.81 -> 0.79 over steps 0, 10, 20, 40.
+# change from start: 0, 0.3, 0.61, 0.59; extremum 0.61 at step 20; 95 % of it = 0.5795 -> first reached at
+# step 20 -> drift time 20/40 = 0.5; magnitude 0.79 - 0.2 = 0.59.
+SUPPORT = {0: (0.1, 0.3), 10: (0.4, 0.6), 20: (0.8, 0.82), 40: (0.78, 0.80)}
+
+
+def fixture(tmp_path):
+    rows = []
+    for step, values in SUPPORT.items():
+        for i, p in enumerate(values):
+            rows.append({"run": "r", "step": step, "topic": "a", "prompt_id": f"a-{i}", "sample_id": 0,
+                         "mode": "forced_choice", "response": None, "judge": "next_token",
+                         "p_support": p, "p_neutral": (1 - p) / 2, "p_oppose": (1 - p) / 2})
+            rows.append({**rows[-1], "topic": "flat", "p_support": 0.5, "p_neutral": 0.25, "p_oppose": 0.25})
+    paths = []
+    for step in SUPPORT:
+        path = tmp_path / f"step-{step}.parquet"
+        pd.DataFrame([r for r in rows if r["step"] == step]).astype({"response": "string"}).to_parquet(path)
+        paths.append(str(path))
+    manifest = tmp_path / "checkpoints.json"
+    manifest.write_text(json.dumps({
+        "run": "r", "stage": "sft", "algorithm": "sft", "model": "m", "dataset": "d", "parent_run": None,
+        "config": {"x": 1}, "max_steps": 40,
+        "checkpoints": [{"step": s, "progress": s / 40, "path": f"p/step-{s}"} for s in SUPPORT]}))
+    return [str(manifest)], paths
+
+
+def test_drift_view_matches_the_worked_example(tmp_path):
+    manifests, stance = fixture(tmp_path)
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, stance, extremum_fraction=0.95)
+    with duckdb.connect(str(db), read_only=True) as con:
+        d = con.sql("SELECT * FROM drift WHERE topic = 'a' AND stance = 'support'").df().iloc[0]
+        flat = con.sql("SELECT * FROM drift WHERE topic = 'flat'").df()
+        by_topic = con.sql("SELECT step, p_support, n_prompts FROM stance_by_topic WHERE topic = 'a' "
+                           "ORDER BY step").df()
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert d.magnitude == pytest.approx(0.59)
+    assert d.drift_time == pytest.approx(0.5)
+    assert d.extremum_step == 20 and d.n_checkpoints == 4
+    assert by_topic.p_support.tolist() == pytest.approx([0.2, 0.5, 0.81, 0.79])
+    assert by_topic.n_prompts.tolist() == [2, 2, 2, 2]
+    assert flat.magnitude.abs().max() < 1e-12 and flat.drift_time.isna().all()  # no movement: no drift time
+    assert {"runs", "checkpoints", "stance_samples", "stance_by_topic", "drift"} <= tables
+
+
+def test_a_lower_fraction_moves_drift_time_earlier(tmp_path):
+    manifests, stance = fixture(tmp_path)
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, stance, extremum_fraction=0.4)  # 0.4 * 0.61 = 0.244 -> reached at step 10
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT drift_time FROM drift WHERE topic='a' AND stance='support'").fetchone()[0] == 0.25
+
+
+def test_failed_build_keeps_the_previous_database(tmp_path):
+    manifests, stance = fixture(tmp_path)
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, stance)
+    before = db.read_bytes()
+    with pytest.raises(duckdb.Error):
+        build(db, manifests, stance + [str(tmp_path / "missing.parquet")])
+    assert db.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".study")] == []  # no temp files left

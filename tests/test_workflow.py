@@ -1,0 +1,86 @@
+"""The whole DAG for real through `snakemake` on a tiny config (tiny Llama full FT + tiny Qwen3 LoRA), then the
+DB's views against a hand computation on the same Parquet rows."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from conftest import snakemake, write_config
+from posttrain.schedule import checkpoint_steps
+
+
+def hand_drift(samples: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """Drift from first principles: per-topic means, then last - first and the 95 %-of-extremum step."""
+    means = samples.groupby(["run", "step", "topic", "mode"], as_index=False)[
+        ["p_support", "p_neutral", "p_oppose"]].mean()
+    out = []
+    for (run, topic, mode), g in means.groupby(["run", "topic", "mode"]):
+        g = g.sort_values("step")
+        steps = g.step.tolist()
+        for stance in ("support", "neutral", "oppose"):
+            v = g[f"p_{stance}"].tolist()
+            change = [x - v[0] for x in v]
+            peak = max(abs(c) for c in change)
+            reached = next(s for s, c in zip(steps, change) if abs(c) >= fraction * peak) if peak > 0 else None
+            out.append({"run": run, "topic": topic, "mode": mode, "stance": stance, "magnitude": v[-1] - v[0],
+                        "drift_time": None if reached is None else (reached - steps[0]) / (steps[-1] - steps[0])})
+    return pd.DataFrame(out)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, request):
+    from conftest import TINY_CONFIG
+    workdir = tmp_path_factory.mktemp("study")
+    config = write_config(workdir / "tiny.yaml", TINY_CONFIG)
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir, TINY_CONFIG
+
+
+def test_every_checkpoint_is_probed_and_stored(study):
+    workdir, config = study
+    with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
+        runs = con.sql("SELECT run, stage, model, dataset FROM runs ORDER BY run").df()
+        checkpoints = con.sql("SELECT run, step FROM checkpoints ORDER BY run, step").df()
+        counts = con.sql("SELECT run, step, count(*) AS n FROM stance_samples GROUP BY ALL").df()
+    assert runs.run.tolist() == ["sft-llama", "sft-qwen3"]
+    for run, spec in config["sft"].items():
+        steps = checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+        assert checkpoints[checkpoints.run == run].step.tolist() == steps
+        assert 0 in steps
+        assert sorted(counts[counts.run == run].step) == steps
+        assert set(counts[counts.run == run].n) == {11 * 3}  # 11 topics x max_prompts_per_topic
+    assert (workdir / "results" / "plots" / "stance-sft-llama.png").stat().st_size > 10_000
+
+
+def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
+    workdir, _ = study
+    files = sorted((workdir / "results" / "probes" / "values").glob("*/*.parquet"))
+    samples = pd.concat([pd.read_parquet(f) for f in files])
+    want = hand_drift(samples, 0.95).set_index(["run", "topic", "mode", "stance"]).sort_index()
+    with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
+        got = con.sql("SELECT run, topic, mode, stance, magnitude, drift_time FROM drift").df()
+        by_topic = con.sql("SELECT run, step, topic, p_neutral FROM stance_by_topic").df()
+    got = got.set_index(["run", "topic", "mode", "stance"]).sort_index()
+    assert len(got) == len(want) == 2 * 11 * 3
+    assert got.magnitude.tolist() == pytest.approx(want.magnitude.tolist(), abs=1e-12)
+    assert got.drift_time.fillna(-1).tolist() == pytest.approx(want.drift_time.fillna(-1).tolist(), abs=1e-12)
+    mean = samples.groupby(["run", "step", "topic"]).p_neutral.mean()
+    for row in by_topic.itertuples():
+        assert row.p_neutral == pytest.approx(mean[(row.run, row.step, row.topic)], abs=1e-12)
+
+
+def test_rerun_is_a_no_op_and_config_change_reruns_only_its_run(study):
+    workdir, config = study
+    config_path = workdir / "tiny.yaml"
+    assert "Nothing to be done" in snakemake(workdir, "-n", "--configfile", str(config_path)).stdout
+    changed = json.loads(json.dumps(config))
+    changed["sft"]["sft-qwen3"]["training"]["learning_rate"] = 5e-4
+    write_config(workdir / "changed.yaml", changed)
+    plan = snakemake(workdir, "-n", "--configfile", str(workdir / "changed.yaml")).stdout
+    assert "output: results/runs/sft-qwen3/checkpoints.json" in plan
+    assert "output: results/runs/sft-llama/checkpoints.json" not in plan
+    assert "output: results/probes/values/sft-llama/" not in plan
