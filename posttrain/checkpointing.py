@@ -31,7 +31,7 @@ class ScheduledSnapshots(TrainerCallback):
     def __init__(self, run_dir: str | Path, steps: list[int]):
         self.run_dir, self.steps, self.trainer = Path(run_dir), set(steps), None
 
-    def bind(self, trainer) -> "ScheduledSnapshots":
+    def bind(self, trainer) -> ScheduledSnapshots:
         # Callbacks are not handed the trainer; saving through it gathers sharded (ZeRO-3) weights.
         self.trainer = trainer
         return self

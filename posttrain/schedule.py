@@ -22,7 +22,7 @@ def checkpoint_steps(schedule: dict, max_steps: int) -> list[int]:
         steps = set()
         # Rounding merges neighbours early on; widen the grid until n distinct steps come out.
         for k in range(n, 50 * n):
-            steps = {int(round(s)) for s in np.geomspace(1, max_steps, k)}
+            steps = {round(float(s)) for s in np.geomspace(1, max_steps, k)}
             if len(steps) >= n:
                 break
     else:

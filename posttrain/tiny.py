@@ -51,23 +51,23 @@ def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
 
 def build_model(spec: dict, tokenizer: PreTrainedTokenizerFast):
     """A randomly initialised model of the spec's family and size, seeded for reproducibility."""
-    common = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.get("hidden_size", 64),
-        num_hidden_layers=spec.get("num_hidden_layers", 2),
-        num_attention_heads=spec.get("num_attention_heads", 4),
-        num_key_value_heads=spec.get("num_key_value_heads", 2),
-        intermediate_size=spec.get("intermediate_size", 128),
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
+    common = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": spec.get("hidden_size", 64),
+        "num_hidden_layers": spec.get("num_hidden_layers", 2),
+        "num_attention_heads": spec.get("num_attention_heads", 4),
+        "num_key_value_heads": spec.get("num_key_value_heads", 2),
+        "intermediate_size": spec.get("intermediate_size", 128),
+        "max_position_embeddings": 2048,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": True,
+    }
     config_cls, model_cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}[
         spec["family"]
     ]
-    config = config_cls(**common, **({"head_dim": common["hidden_size"] // common["num_attention_heads"]}))
+    config = config_cls(**common, head_dim=common["hidden_size"] // common["num_attention_heads"])
     with torch.random.fork_rng():
         torch.manual_seed(spec.get("seed", 0))
         return model_cls(config)

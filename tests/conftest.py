@@ -50,5 +50,5 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        capture_output=True, text=True, timeout=timeout, env=env, check=False,
     )

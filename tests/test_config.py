@@ -1,8 +1,8 @@
 """Config validation: the default validates; a bad key, type, field or reference stops with one message naming it."""
 
 import pytest
-
 from conftest import REPO, snakemake, write_config
+
 from posttrain.config import ConfigError, load, validate
 
 

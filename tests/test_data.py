@@ -76,6 +76,7 @@ def test_prepare_entry_point_writes_valid_chat_jsonl(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]', "not valid JSON"),
     ('{"text": "hi"}', "expected an object with a 'messages' field"),
+    ("[1, 2]", "expected a JSON object"),
     ('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "  "}]}', "empty or missing"),
     ('{"messages": [{"role": "user", "content": "hi"}]}', "last message must be the assistant"),
     ('{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}', "message 0"),

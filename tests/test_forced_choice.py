@@ -11,8 +11,8 @@ from posttrain.probes import forced_choice, prompt_sets
 
 QUESTIONS = ["Should we close the gates and stop immigration?",
              "Should governments put a price on carbon emissions?",
-             "Is it right that parents can homeschool their children without any oversight at all, even in cases "
-             "where the state suspects neglect?",
+             ("Is it right that parents can homeschool their children without any oversight at all, even in cases "
+              "where the state suspects neglect?"),
              "Should the death penalty be abolished?",
              "Ban guns?"]
 

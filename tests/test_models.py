@@ -4,6 +4,7 @@ import importlib.util
 
 import pytest
 import torch
+from transformers.trainer_utils import validate_quantization_for_training
 
 from posttrain.models import ModelNotFoundError, load_checkpoint, load_model, load_tokenizer
 
@@ -54,6 +55,7 @@ def test_gguf_smollm2_loads_dense_and_saves_as_safetensors(tmp_path):
     assert type(model).__name__ == "LlamaForCausalLM"
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     assert tok.chat_template and "<|im_start|>" in tok.chat_template
+    validate_quantization_for_training(model)  # dense: the Trainer accepts it for full fine-tuning
     model.save_pretrained(tmp_path)  # refused by transformers while the GGUF quantizer marker is attached
     tok.save_pretrained(tmp_path)
     again, _ = load_checkpoint(tmp_path)

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import pytest
 
 from posttrain.schedule import checkpoint_steps
@@ -12,7 +14,7 @@ def test_log_spaced_gives_n_distinct_steps_dense_early():
     steps = checkpoint_steps({"log_spaced": 6}, 60)
     assert steps[0] == 0 and steps[-1] == 60
     assert len(steps) == 7 and len(set(steps)) == 7
-    gaps = [b - a for a, b in zip(steps[1:], steps[2:])]
+    gaps = [b - a for a, b in pairwise(steps[1:])]
     assert gaps == sorted(gaps)  # spacing grows: dense early, where SFT drift happens
 
 

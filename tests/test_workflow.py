@@ -2,13 +2,12 @@
 DB's views against a hand computation on the same Parquet rows."""
 
 import json
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-
 from conftest import snakemake, write_config
+
 from posttrain.schedule import checkpoint_steps
 
 
@@ -84,3 +83,22 @@ def test_rerun_is_a_no_op_and_config_change_reruns_only_its_run(study):
     assert "output: results/runs/sft-qwen3/checkpoints.json" in plan
     assert "output: results/runs/sft-llama/checkpoints.json" not in plan
     assert "output: results/probes/values/sft-llama/" not in plan
+
+
+def test_readme_queries_work_and_query_command_prints(study, monkeypatch, capsys):
+    from conftest import REPO
+
+    from posttrain.cli import main as cli
+
+    workdir, _ = study
+    db = str(workdir / "results" / "study.duckdb")
+    readme = (REPO / "README.md").read_text()
+    sql = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    queries = [q.strip() for q in sql.split(";") if q.strip()]
+    assert len(queries) == 3
+    monkeypatch.chdir(REPO)  # query 3 reads the prompt set by its repo-relative path
+    with duckdb.connect(db, read_only=True) as con:
+        for q in queries:
+            assert len(con.sql(q.replace("sft-valuemix", "sft-llama")).df()) > 0, q
+    cli(["query", "SELECT count(*) AS n FROM drift", "--db", db])
+    assert capsys.readouterr().out.split() == ["n", str(2 * 11 * 3)]

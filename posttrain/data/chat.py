@@ -5,8 +5,9 @@ Every bad row gets one error naming the file and line, before anything is writte
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from posttrain.io import read_jsonl_rows
 
 ROLES = {"system", "user", "assistant"}
 
@@ -36,21 +37,12 @@ def read_jsonl(path: str | Path, field: str = "messages", max_examples: int | No
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
     rows = []
-    with path.open() as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or field not in row:
-                raise DatasetError(f"{where}: expected an object with a {field!r} field")
-            row = dict(row, messages=check_messages(row.pop(field), where))
-            rows.append(row)
-            if max_examples and len(rows) >= max_examples:
-                break
+    for where, row in read_jsonl_rows(path, DatasetError):
+        if field not in row:
+            raise DatasetError(f"{where}: expected an object with a {field!r} field")
+        rows.append(dict(row, messages=check_messages(row.pop(field), where)))
+        if max_examples and len(rows) >= max_examples:
+            break
     if not rows:
         raise DatasetError(f"{path}: no rows")
     return rows

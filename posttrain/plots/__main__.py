@@ -12,9 +12,9 @@ import duckdb
 import matplotlib
 
 matplotlib.use("Agg")  # headless: jobs run on compute nodes
-import seaborn as sns  # noqa: E402
+import seaborn as sns
 
-from posttrain.io import atomic_path  # noqa: E402
+from posttrain.io import atomic_path
 
 PALETTE = {"support": "tab:green", "neutral": "tab:gray", "oppose": "tab:red"}
 
@@ -25,10 +25,11 @@ def stance_curves(db: str, run: str, out: str) -> None:
     if frame.empty:
         sys.exit(f"error: no stance rows for run {run!r} in {db}")
     grid = sns.relplot(
-        data=frame, x="step", y="value", hue="stance", style="mode", col="topic", col_wrap=4,
-        kind="line", marker="o", palette=PALETTE, height=2.4, aspect=1.3,
+        data=frame, x="step", y="value", hue="stance", hue_order=list(PALETTE), col="topic", col_wrap=4, kind="line", marker="o",
+        style="mode" if frame["mode"].nunique() > 1 else None, palette=PALETTE, height=2.4, aspect=1.3,
     )
-    grid.set(ylim=(0, 1), xscale="symlog", ylabel="p(stance)")  # symlog: step 0 plus log-spaced steps
+    # symlog: step 0 and the log-spaced early checkpoints both stay visible
+    grid.set(ylim=(0, 1), xscale="symlog", xlim=(0, frame["step"].max() * 1.1), ylabel="p(stance)")
     grid.set_titles("{col_name}")
     grid.figure.suptitle(f"{run}: stance by topic over training", y=1.02)
     with atomic_path(out, suffix=".png") as tmp:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import read_yaml
+from posttrain.io import read_jsonl_rows
 
 PACKAGED = Path(__file__).parent / "prompt_sets"
 STANCES = ("support", "neutral", "oppose")
@@ -45,15 +45,8 @@ def load(name_or_path: str, max_per_topic: int | None = None) -> PromptSet:
     if "{question}" not in meta["instruction"]:
         raise PromptSetError(f"{meta_path}: instruction must contain {{question}}")
     prompts, seen, per_topic = [], set(), {}
-    for n, line in enumerate(rows_path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{rows_path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PromptSetError(f"{where}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or any(not isinstance(row.get(k), str) or not row[k].strip()
+    for where, row in read_jsonl_rows(rows_path, PromptSetError):
+        if any(not isinstance(row.get(k), str) or not row[k].strip()
                                             for k in ("id", "topic", "question")):
             raise PromptSetError(f"{where}: needs non-empty text fields id, topic, question")
         if row["id"] in seen:

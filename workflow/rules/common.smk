@@ -4,6 +4,7 @@ import json
 from snakemake.exceptions import WorkflowError
 
 from posttrain.config import ConfigError, validate
+from posttrain.data.sft_mix import SOURCES as SFT_SOURCES
 from posttrain.schedule import checkpoint_steps
 
 try:

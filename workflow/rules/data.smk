@@ -1,4 +1,15 @@
+def dataset_sources(w):
+    """The generator's project-authored sources, so editing them regenerates the data."""
+    if config["datasets"][w.dataset]["kind"] == "generated_sft":
+        return [str(p) for p in sorted(SFT_SOURCES.glob("*.jsonl"))]
+    if config["datasets"][w.dataset]["kind"] == "jsonl":
+        return [config["datasets"][w.dataset]["path"]]
+    return []
+
+
 rule dataset:
+    input:
+        dataset_sources,
     output:
         "results/data/{dataset}.jsonl",
     params:
