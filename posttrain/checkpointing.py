@@ -98,6 +98,14 @@ def prepare_run_dir(run_dir: str | Path, spec: dict) -> str | None:
     return resume
 
 
+def checkpoint_path(manifest: str | Path, step: int) -> Path:
+    data = json.loads(Path(manifest).read_text())
+    for c in data["checkpoints"]:
+        if c["step"] == step:
+            return Path(c["path"])
+    raise ValueError(f"{manifest}: no checkpoint at step {step} (has {[c['step'] for c in data['checkpoints']]})")
+
+
 def write_manifest(run_dir: str | Path, run: dict, steps: list[int], max_steps: int) -> None:
     run_dir = Path(run_dir)
     missing = [s for s in steps if not (snapshot_dir(run_dir, s) / "config.json").is_file()]

@@ -15,6 +15,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from posttrain.schedule import checkpoint_steps
+
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 
 
@@ -91,6 +93,24 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
                     f"config error at sft.{run}.{field}: {spec[field]!r} is not defined under {table} "
                     f"(defined: {', '.join(sorted(config[table])) or 'none'})"
                 )
+    preference_kinds = {"synthetic_value_gap", "preference_jsonl", "preference_hub"}
+    for run, spec in config["sft"].items():
+        if config["datasets"][spec["dataset"]]["kind"] in preference_kinds:
+            raise ConfigError(f"config error at sft.{run}.dataset: {spec['dataset']!r} is a preference dataset")
+    for run, spec in config["pref"].items():
+        where = f"config error at pref.{run}"
+        if run in config["sft"]:
+            raise ConfigError(f"{where}: the name is also an sft run; run names must be unique")
+        parent = config["sft"].get(spec["from"]["run"])
+        if parent is None:
+            raise ConfigError(f"{where}.from.run: {spec['from']['run']!r} is not defined under sft")
+        steps = checkpoint_steps(parent["checkpoints"], parent["max_steps"])
+        if spec["from"].setdefault("step", steps[-1]) not in steps:
+            raise ConfigError(f"{where}.from.step: {spec['from']['step']} is not a checkpoint of "
+                              f"{spec['from']['run']} (its steps: {steps})")
+        dataset = config["datasets"].get(spec["dataset"])
+        if dataset is None or dataset["kind"] not in preference_kinds:
+            raise ConfigError(f"{where}.dataset: {spec['dataset']!r} is not a preference dataset under datasets")
     for name, d in config["datasets"].items():
         if d["kind"] == "generated_sft" and abs(sum(d["stance_mix"].values()) - 1) > 1e-6:
             total = sum(d["stance_mix"].values())

@@ -27,9 +27,9 @@ TINY_CONFIG = {
     "datasets": {"mix": {"kind": "generated_sft", "n_examples": 48, "seed": 0}},
     "sft": {
         "sft-llama": {"model": "tiny-llama", "dataset": "mix", "max_steps": 6, "checkpoints": {"steps": [2]},
-                      "training": TRAINING},
+                      "training": dict(TRAINING)},
         "sft-qwen3": {"model": "tiny-qwen3", "dataset": "mix", "max_steps": 6, "checkpoints": {"log_spaced": 2},
-                      "training": TRAINING, "lora": {"enabled": True, "r": 4, "alpha": 8}},
+                      "training": dict(TRAINING), "lora": {"enabled": True, "r": 4, "alpha": 8}},
     },
     "probes": {"values": {"max_prompts_per_topic": 3, "batch_size": 8}},
 }

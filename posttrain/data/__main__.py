@@ -1,4 +1,5 @@
-"""Prepare one dataset of the config as normalised chat JSONL (`messages` + optional `meta`).
+"""Prepare one dataset of the config as normalised JSONL: chat rows (`messages`) for SFT, or preference rows
+(`prompt` / `chosen` / `rejected`, conversational) for preference stages; both with an optional `meta`.
 
     python -m posttrain.data --spec '{"kind": "generated_sft", ...}' --out results/data/valuemix.jsonl
 """
@@ -9,7 +10,7 @@ import argparse
 import sys
 
 from posttrain.config import load_spec
-from posttrain.data import sft_mix
+from posttrain.data import preference, sft_mix
 from posttrain.data.chat import DatasetError, check_messages, read_jsonl
 from posttrain.io import write_jsonl
 
@@ -26,12 +27,28 @@ def from_hub(spec: dict) -> list[dict]:
     return [{"messages": check_messages(row[field], f"{spec['name']}[{i}]")} for i, row in enumerate(data)]
 
 
+def preference_from_hub(spec: dict) -> list[dict]:
+    from datasets import load_dataset
+
+    data = load_dataset(spec["name"], spec.get("subset"), split=spec["split"])
+    if spec.get("max_examples"):
+        data = data.shuffle(seed=spec["seed"]).select(range(min(spec["max_examples"], len(data))))
+    return [preference.normalise(dict(row), f"{spec['name']}[{i}]") for i, row in enumerate(data)]
+
+
 def prepare(spec: dict) -> list[dict]:
-    if spec["kind"] == "generated_sft":
+    kind = spec["kind"]
+    if kind == "generated_sft":
         return sft_mix.generate(spec)
-    if spec["kind"] == "jsonl":
+    if kind == "jsonl":
         return read_jsonl(spec["path"], max_examples=spec.get("max_examples"))
-    return from_hub(spec)
+    if kind == "hub":
+        return from_hub(spec)
+    if kind == "synthetic_value_gap":
+        return preference.synthetic_value_gap(spec)
+    if kind == "preference_jsonl":
+        return preference.read_pairs(spec["path"], spec.get("max_examples"))
+    return preference_from_hub(spec)
 
 
 def main(argv=None) -> None:

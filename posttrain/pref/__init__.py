@@ -1,5 +1,2 @@
-"""Preference stages (DPO, SimPO, PPO with a reward model) on TRL 1.12.0, starting from SFT checkpoints.
-
-Not built yet (tracked in the issue on preference stages); the SFT stage's checkpointing
-(posttrain/checkpointing.py) and argument wiring (posttrain/sft/train.py:training_args) are meant to be shared.
-"""
+"""Preference stages on TRL 1.12.0, each starting from an SFT checkpoint: DPO (`python -m posttrain.pref.dpo`)
+and SimPO (`python -m posttrain.pref.simpo`). They share the SFT stage's checkpointing and argument wiring."""

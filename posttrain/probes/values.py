@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from posttrain.checkpointing import checkpoint_path
 from posttrain.config import load_spec
 from posttrain.io import write_parquet
 from posttrain.models import ModelNotFoundError, load_checkpoint
@@ -22,14 +23,6 @@ from posttrain.probes import forced_choice, prompt_sets
 
 COLUMNS = ["run", "step", "topic", "prompt_id", "sample_id", "mode", "response", "judge",
            "p_support", "p_neutral", "p_oppose", "label_mass", "prompt_set", "template"]
-
-
-def checkpoint_path(manifest: str | Path, step: int) -> Path:
-    data = json.loads(Path(manifest).read_text())
-    for c in data["checkpoints"]:
-        if c["step"] == step:
-            return Path(c["path"])
-    raise ValueError(f"{manifest}: no checkpoint at step {step} (has {[c['step'] for c in data['checkpoints']]})")
 
 
 def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = True) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 # Config -> validated, defaults filled (one message naming the bad key), checkpoint lists known at parse time.
 import json
+import re
 
 from snakemake.exceptions import WorkflowError
 
@@ -12,13 +13,22 @@ try:
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
 
-RUNS = sorted(config["sft"])
-STEPS = {run: checkpoint_steps(spec["checkpoints"], spec["max_steps"]) for run, spec in config["sft"].items()}
+SFT_RUNS, PREF_RUNS = sorted(config["sft"]), sorted(config["pref"])
+RUNS = SFT_RUNS + PREF_RUNS
+STEPS = {
+    run: checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+    for run, spec in {**config["sft"], **config["pref"]}.items()
+}
+
+
+def one_of(names):
+    """A wildcard pattern matching exactly these names (a never-matching one if there are none)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
 wildcard_constraints:
-    run="|".join(RUNS),
-    dataset="|".join(config["datasets"]),
+    run=one_of(RUNS),
+    dataset=one_of(config["datasets"]),
     step=r"\d+",
 
 
@@ -30,6 +40,10 @@ def spec_json(obj):
 def sft_spec(run):
     spec = config["sft"][run]
     return {**spec, "run": run, "model_spec": config["models"][spec["model"]]}
+
+
+def pref_spec(run):
+    return {**config["pref"][run], "run": run}
 
 
 def stance_files(run):

@@ -8,6 +8,8 @@ rule sft:
     params:
         spec=lambda w: spec_json(sft_spec(w.run)),
         run_dir="results/runs/{run}",
+    wildcard_constraints:
+        run=one_of(SFT_RUNS),
     threads: 2
     log:
         "results/logs/sft/{run}.log",

@@ -1,0 +1,44 @@
+"""Shared command line of the preference stages (`python -m posttrain.pref.dpo`, `python -m posttrain.pref.simpo`).
+
+    python -m posttrain.pref.dpo --spec SPEC --data results/data/<pairs>.jsonl \
+        --parent-manifest results/runs/<sft run>/checkpoints.json --run-dir results/runs/<run>
+
+SPEC is the run's resolved config (the `pref.<run>` entry plus `run`, its name). The run starts from the
+parent's checkpoint at `from.step`; a killed job rerun with the same spec resumes from its trainer state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from posttrain.checkpointing import checkpoint_path
+from posttrain.config import ConfigError, load_spec
+from posttrain.data.chat import DatasetError
+from posttrain.models import ModelNotFoundError
+
+
+def main(algorithm: str, argv=None, callbacks=()) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m posttrain.pref.{algorithm}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--data", required=True, help="normalised preference JSONL (prompt/chosen/rejected)")
+    parser.add_argument("--parent-manifest", required=True, help="the SFT run's checkpoints.json")
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from posttrain.pref.train import run_pref  # after arg parsing: TRL's import is slow
+
+    try:
+        spec = load_spec(args.spec)
+        if spec["algorithm"] != algorithm:
+            raise ConfigError(f"spec is for algorithm {spec['algorithm']!r}, this entry point runs {algorithm!r}")
+        start = checkpoint_path(args.parent_manifest, spec["from"]["step"])
+        run_pref(spec, args.data, start, args.run_dir, callbacks=list(callbacks))
+    except (ConfigError, DatasetError, ModelNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+

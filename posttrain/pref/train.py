@@ -1,0 +1,63 @@
+"""Wire a resolved preference spec to its TRL 1.12.0 trainer (DPO or SimPO), with scheduled snapshots.
+
+Every preference run starts from a checkpoint of its parent SFT run (the reference model of DPO is that
+same checkpoint, loaded a second time from its path), and shares the SFT stage's checkpointing: snapshots
+at the schedule (step 0 = the SFT weights), rolling resumable state, a manifest naming the parent run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+from posttrain.checkpointing import LossLog, ScheduledSnapshots, prepare_run_dir, write_manifest
+from posttrain.data.preference import read_pairs
+from posttrain.models import load_model, load_tokenizer
+from posttrain.schedule import checkpoint_steps
+from posttrain.sft.train import lora_config, training_args
+
+
+def _trainer(spec: dict, start: Path, tokenizer, train: Dataset, common: dict, callbacks: list):
+    peft = lora_config(spec["lora"])
+    if spec["algorithm"] == "dpo":
+        args = DPOConfig(**common, beta=spec["beta"], loss_type=[spec["loss_type"]],
+                         max_length=spec["training"]["max_length"])
+        # A path, not a model object: with no ref_model, DPOTrainer loads the reference from the same path.
+        return DPOTrainer(model=str(start), args=args, train_dataset=train, processing_class=tokenizer,
+                          peft_config=peft, callbacks=callbacks)
+    if spec["algorithm"] == "simpo":
+        # SimPO is CPO's loss_type="simpo" with the NLL term off: CPOConfig's default cpo_alpha=1.0 would
+        # silently train CPO-SimPO instead.
+        args = CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0, beta=spec["beta"],
+                         simpo_gamma=spec["gamma"], max_length=spec["training"]["max_length"])
+        trainer = CPOTrainer(model=load_model({"path": str(start)}), args=args, train_dataset=train,
+                             processing_class=tokenizer, peft_config=peft, callbacks=callbacks)
+        if trainer.cpo_alpha != 0.0 or trainer.loss_type != "simpo":
+            raise RuntimeError(f"SimPO needs loss_type='simpo' and cpo_alpha=0, trainer has "
+                               f"{trainer.loss_type!r} / {trainer.cpo_alpha}")
+        return trainer
+    raise ValueError(f"unknown preference algorithm {spec['algorithm']!r}")
+
+
+def run_pref(spec: dict, data_path: str | Path, start: str | Path, run_dir: str | Path, callbacks=()) -> None:
+    run_dir, start = Path(run_dir), Path(start)
+    steps = checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+    resume = prepare_run_dir(run_dir, spec)
+    pairs = read_pairs(data_path)
+    train = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
+    tokenizer = load_tokenizer({"path": str(start)})
+    snapshots = ScheduledSnapshots(run_dir, steps)
+    trainer = _trainer(spec, start, tokenizer, train, training_args(spec, run_dir / "trainer-state"),
+                       [snapshots, LossLog(run_dir / "train_log.jsonl"), *callbacks])
+    snapshots.bind(trainer)
+    trainer.train(resume_from_checkpoint=resume)
+    write_manifest(
+        run_dir,
+        {"run": spec["run"], "stage": "pref", "algorithm": spec["algorithm"], "model": str(start),
+         "dataset": spec["dataset"], "parent_run": spec["from"]["run"], "config": spec},
+        steps,
+        spec["max_steps"],
+    )
