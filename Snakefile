@@ -9,6 +9,7 @@ if not config:  # a --configfile given on the command line replaces the default 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/sft.smk"
+include: "workflow/rules/reward.smk"
 include: "workflow/rules/pref.smk"
 include: "workflow/rules/probes.smk"
 include: "workflow/rules/store.smk"

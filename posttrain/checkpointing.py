@@ -40,7 +40,7 @@ class ScheduledSnapshots(TrainerCallback):
         final = snapshot_dir(self.run_dir, step)
         tmp = final.with_name(f".{final.name}.tmp")  # same name on every rank
         trainer = self.trainer
-        model = trainer.model
+        model = getattr(trainer.model, "policy", trainer.model)  # PPO wraps policy and value model
         if hasattr(model, "merge_and_unload"):  # LoRA: snapshot the merged weights so probes load a plain model
             if trainer.is_world_process_zero():
                 merged = copy.deepcopy(model).merge_and_unload()

@@ -97,10 +97,14 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     for run, spec in config["sft"].items():
         if config["datasets"][spec["dataset"]]["kind"] in preference_kinds:
             raise ConfigError(f"config error at sft.{run}.dataset: {spec['dataset']!r} is a preference dataset")
-    for run, spec in config["pref"].items():
-        where = f"config error at pref.{run}"
-        if run in config["sft"]:
+    for section, run, spec in [("pref", r, s) for r, s in config["pref"].items()] + \
+            [("reward_models", r, s) for r, s in config["reward_models"].items()]:
+        where = f"config error at {section}.{run}"
+        if section == "pref" and run in config["sft"]:
             raise ConfigError(f"{where}: the name is also an sft run; run names must be unique")
+        if section == "pref" and spec["algorithm"] == "ppo" and spec.get("reward_model") not in config["reward_models"]:
+            raise ConfigError(f"{where}.reward_model: PPO needs one of reward_models "
+                              f"(defined: {', '.join(sorted(config['reward_models'])) or 'none'})")
         parent = config["sft"].get(spec["from"]["run"])
         if parent is None:
             raise ConfigError(f"{where}.from.run: {spec['from']['run']!r} is not defined under sft")

@@ -1,4 +1,4 @@
-"""Wire a resolved preference spec to its TRL 1.12.0 trainer (DPO or SimPO), with scheduled snapshots.
+"""Wire a resolved preference spec to its TRL 1.12.0 trainer (DPO, SimPO or PPO), with scheduled snapshots.
 
 Every preference run starts from a checkpoint of its parent SFT run (the reference model of DPO is that
 same checkpoint, loaded a second time from its path), and shares the SFT stage's checkpointing: snapshots
@@ -39,7 +39,33 @@ def _trainer(spec: dict, start: Path, tokenizer, train: Dataset, common: dict, c
             raise RuntimeError(f"SimPO needs loss_type='simpo' and cpo_alpha=0, trainer has "
                                f"{trainer.loss_type!r} / {trainer.cpo_alpha}")
         return trainer
+    if spec["algorithm"] == "ppo":
+        return _ppo_trainer(spec, start, tokenizer, train, common, callbacks)
     raise ValueError(f"unknown preference algorithm {spec['algorithm']!r}")
+
+
+def _ppo_trainer(spec: dict, start: Path, tokenizer, train: Dataset, common: dict, callbacks: list):
+    """PPO with a KL penalty to the SFT checkpoint; reward and value models start from the trained reward model.
+    TRL's PPOTrainer has no resume, so a killed PPO job restarts (no rolling trainer state is kept)."""
+    from transformers import AutoModelForSequenceClassification
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    t = spec["training"]
+    batch = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"]
+    args = PPOConfig(**common, total_episodes=spec["max_steps"] * batch,
+                     kl_coef=spec["kl_coef"], response_length=spec["response_length"],
+                     num_ppo_epochs=spec["num_ppo_epochs"], temperature=spec["temperature"], stop_token="eos",
+                     num_mini_batches=1, num_sample_generations=0, local_rollout_forward_batch_size=batch)
+    tokenizer.padding_side = "left"  # prompts are generated from
+    queries = Dataset.from_list([
+        {"input_ids": tokenizer.apply_chat_template(p, add_generation_prompt=True, return_dict=False)}
+        for p in train["prompt"]])
+    reward_path = spec["reward_model_path"]
+    reward, value = (AutoModelForSequenceClassification.from_pretrained(reward_path, num_labels=1) for _ in "rv")
+    return PPOTrainer(args=args, processing_class=tokenizer, model=load_model({"path": str(start)}),
+                      ref_model=load_model({"path": str(start)}), reward_model=reward, value_model=value,
+                      train_dataset=queries, eval_dataset=queries.select(range(batch)),
+                      peft_config=lora_config(spec["lora"]), callbacks=callbacks)
 
 
 def run_pref(spec: dict, data_path: str | Path, start: str | Path, run_dir: str | Path, callbacks=()) -> None:
@@ -50,10 +76,14 @@ def run_pref(spec: dict, data_path: str | Path, start: str | Path, run_dir: str 
     train = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
     tokenizer = load_tokenizer({"path": str(start)})
     snapshots = ScheduledSnapshots(run_dir, steps)
-    trainer = _trainer(spec, start, tokenizer, train, training_args(spec, run_dir / "trainer-state"),
+    no_state = {"save_strategy": "no"} if spec["algorithm"] == "ppo" else {}
+    trainer = _trainer(spec, start, tokenizer, train, training_args(spec, run_dir / "trainer-state", **no_state),
                        [snapshots, LossLog(run_dir / "train_log.jsonl"), *callbacks])
     snapshots.bind(trainer)
-    trainer.train(resume_from_checkpoint=resume)
+    if spec["algorithm"] == "ppo":
+        trainer.train()
+    else:
+        trainer.train(resume_from_checkpoint=resume)
     write_manifest(
         run_dir,
         {"run": spec["run"], "stage": "pref", "algorithm": spec["algorithm"], "model": str(start),

@@ -25,10 +25,10 @@ def lora_config(lora: dict) -> LoraConfig | None:
     )
 
 
-def training_args(spec: dict, state_dir: Path, **extra) -> dict:
+def training_args(spec: dict, state_dir: Path, **overrides) -> dict:
     """TrainingArguments shared by every stage: schedule, logging and the rolling resumable state."""
     t = spec["training"]
-    return dict(
+    return {**dict(
         output_dir=str(state_dir),
         max_steps=spec["max_steps"],
         per_device_train_batch_size=t["per_device_train_batch_size"],
@@ -48,8 +48,7 @@ def training_args(spec: dict, state_dir: Path, **extra) -> dict:
         save_total_limit=1,
         report_to="none",
         dataloader_num_workers=0,
-        **extra,
-    )
+    ), **overrides}
 
 
 def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()) -> None:
@@ -65,7 +64,7 @@ def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()
         tokenizer.chat_template = tiny.CHATML
     model = load_model(spec["model_spec"], tokenizer)
 
-    args = SFTConfig(**training_args(spec, run_dir / "trainer-state", max_length=spec["training"]["max_length"]))
+    args = SFTConfig(**training_args(spec, run_dir / "trainer-state"), max_length=spec["training"]["max_length"])
     snapshots = ScheduledSnapshots(run_dir, steps)
     trainer = SFTTrainer(
         model=model,

@@ -30,6 +30,7 @@ wildcard_constraints:
     run=one_of(RUNS),
     dataset=one_of(config["datasets"]),
     step=r"\d+",
+    name=one_of(config["reward_models"]),
 
 
 def spec_json(obj):
@@ -43,7 +44,15 @@ def sft_spec(run):
 
 
 def pref_spec(run):
-    return {**config["pref"][run], "run": run}
+    spec = {**config["pref"][run], "run": run}
+    if spec["algorithm"] == "ppo":
+        spec["reward_model_path"] = f"results/reward/{spec['reward_model']}/model"
+    return spec
+
+
+def reward_model_input(w):
+    spec = config["pref"][w.run]
+    return f"results/reward/{spec['reward_model']}/metrics.json" if spec["algorithm"] == "ppo" else []
 
 
 def stance_files(run):

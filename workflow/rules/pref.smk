@@ -3,6 +3,7 @@ rule pref:
     input:
         data=lambda w: f"results/data/{config['pref'][w.run]['dataset']}.jsonl",
         parent=lambda w: f"results/runs/{config['pref'][w.run]['from']['run']}/checkpoints.json",
+        reward=reward_model_input,
     output:
         "results/runs/{run}/checkpoints.json",
     wildcard_constraints:

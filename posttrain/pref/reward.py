@@ -1,0 +1,93 @@
+"""Reward model for PPO: TRL RewardTrainer on preference pairs, from an SFT checkpoint, with held-out accuracy.
+
+    python -m posttrain.pref.reward --spec SPEC --data results/data/<pairs>.jsonl \
+        --parent-manifest results/runs/<sft run>/checkpoints.json --out-dir results/reward/<name>
+
+Writes `<out-dir>/model/` (a sequence-classification model with one output) and `<out-dir>/metrics.json`:
+the share of held-out pairs whose chosen answer the model scores above the rejected one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+
+from posttrain.checkpointing import checkpoint_path
+from posttrain.config import load_spec
+from posttrain.data.chat import DatasetError
+from posttrain.data.preference import read_pairs
+from posttrain.io import atomic_dir, write_json
+from posttrain.models import load_tokenizer
+from posttrain.sft.train import training_args
+
+
+@torch.inference_mode()
+def pair_accuracy(model, tokenizer, pairs: list[dict]) -> float:
+    """Share of pairs with reward(prompt + chosen) > reward(prompt + rejected)."""
+    model.eval()
+    wins = 0
+    for p in pairs:
+        scores = []
+        for side in ("chosen", "rejected"):
+            ids = tokenizer.apply_chat_template(p["prompt"] + p[side], return_dict=False)
+            scores.append(model(torch.tensor([ids], device=model.device)).logits[0, 0].item())
+        wins += scores[0] > scores[1]
+    return wins / len(pairs)
+
+
+def train_reward_model(spec: dict, data_path, start: Path, out_dir: Path) -> dict:
+    from trl import RewardConfig, RewardTrainer
+
+    pairs = read_pairs(data_path)
+    random.Random(spec["training"]["seed"]).shuffle(pairs)
+    n_heldout = max(1, round(len(pairs) * spec["heldout_fraction"]))
+    heldout, train = pairs[:n_heldout], pairs[n_heldout:]
+    tokenizer = load_tokenizer({"path": str(start)})
+    with atomic_dir(out_dir / "model") as tmp:
+        args = RewardConfig(**training_args(spec, tmp / "state", save_strategy="no"),
+                            max_length=spec["training"]["max_length"])
+        trainer = RewardTrainer(
+            model=str(start), args=args, processing_class=tokenizer,
+            train_dataset=Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in train]),
+        )
+        if len(trainer.train_dataset) == 0:  # RewardTrainer drops pairs longer than max_length
+            raise DatasetError(f"{data_path}: every training pair is longer than "
+                               f"max_length={spec['training']['max_length']} tokens")
+        trainer.model.config.pad_token_id = tokenizer.pad_token_id
+        trainer.train()
+        metrics = {"heldout_pairs": len(heldout), "train_pairs": len(train),
+                   "heldout_accuracy": pair_accuracy(trainer.model, tokenizer, heldout),
+                   "train_loss": trainer.state.log_history[-1].get("train_loss")}
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(tmp)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--parent-manifest", required=True)
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        spec = load_spec(args.spec)
+        start = checkpoint_path(args.parent_manifest, spec["from"]["step"])
+        metrics = train_reward_model(spec, args.data, start, Path(args.out_dir))
+    except (DatasetError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    print(json.dumps(metrics))
+
+
+if __name__ == "__main__":
+    main()
