@@ -101,7 +101,7 @@ def score(model, tokenizer, prompt_set, batch_size: int = 16, progress: bool = T
     seqs = label_sequences(tokenizer, prompt_set.labels)
     flat = [s for label in STANCES for s in seqs[label]]
     owner = [label for label in STANCES for _ in seqs[label]]
-    rendered = [render(tokenizer, prompt_set.instruction.format(question=p["question"])) for p in prompt_set.prompts]
+    rendered = [render(tokenizer, prompt_set.instruction.format(**p)) for p in prompt_set.prompts]
     add_special = rendered[0][1] == "plain"  # a chat template writes its own special tokens
     ids = [tokenizer.encode(text, add_special_tokens=add_special) for text, _ in rendered]
     model.eval()

@@ -28,27 +28,27 @@ def lora_config(lora: dict) -> LoraConfig | None:
 def training_args(spec: dict, state_dir: Path, **overrides) -> dict:
     """TrainingArguments shared by every stage: schedule, logging and the rolling resumable state."""
     t = spec["training"]
-    return {**dict(
-        output_dir=str(state_dir),
-        max_steps=spec["max_steps"],
-        per_device_train_batch_size=t["per_device_train_batch_size"],
-        gradient_accumulation_steps=t["gradient_accumulation_steps"],
-        learning_rate=t["learning_rate"],
-        lr_scheduler_type=t["lr_scheduler_type"],
-        warmup_steps=t["warmup_steps"],
-        weight_decay=t["weight_decay"],
-        max_grad_norm=t["max_grad_norm"],
-        seed=t["seed"],
-        data_seed=t["seed"],
-        bf16=t["bf16"],
-        use_cpu=not torch.cuda.is_available(),
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=t["state_every"],
-        save_total_limit=1,
-        report_to="none",
-        dataloader_num_workers=0,
-    ), **overrides}
+    return {
+        "output_dir": str(state_dir),
+        "max_steps": spec["max_steps"],
+        "per_device_train_batch_size": t["per_device_train_batch_size"],
+        "gradient_accumulation_steps": t["gradient_accumulation_steps"],
+        "learning_rate": t["learning_rate"],
+        "lr_scheduler_type": t["lr_scheduler_type"],
+        "warmup_steps": t["warmup_steps"],
+        "weight_decay": t["weight_decay"],
+        "max_grad_norm": t["max_grad_norm"],
+        "seed": t["seed"],
+        "data_seed": t["seed"],
+        "bf16": t["bf16"],
+        "use_cpu": not torch.cuda.is_available(),
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": t["state_every"],
+        "save_total_limit": 1,
+        "report_to": "none",
+        "dataloader_num_workers": 0
+    , **overrides}
 
 
 def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()) -> None:

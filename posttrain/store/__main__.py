@@ -19,6 +19,7 @@ import pandas as pd
 from posttrain.io import atomic_path
 
 VIEWS = Path(__file__).with_name("views.sql")
+DATASET_VIEWS = Path(__file__).with_name("dataset_views.sql")
 
 
 def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -31,7 +32,8 @@ def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     return pd.DataFrame(runs), pd.DataFrame(checkpoints, columns=["run", "step", "progress", "path"])
 
 
-def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum_fraction: float = 0.95) -> None:
+def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum_fraction: float = 0.95,
+          datasets_stance: list[str] = ()) -> None:
     runs, checkpoints = _runs_and_checkpoints(manifests)
     with atomic_path(db_path, suffix=".duckdb") as tmp:
         tmp.unlink()  # duckdb wants to create the file itself
@@ -43,6 +45,10 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
                     "path FROM checkpoints_df ORDER BY run, step")
         con.execute("CREATE TABLE stance_samples AS SELECT * FROM read_parquet($files, union_by_name = true) "
                     "ORDER BY run, step, mode, prompt_id, sample_id", {"files": [str(f) for f in stance]})
+        if datasets_stance:
+            con.execute("CREATE TABLE datasets_stance AS SELECT * FROM read_parquet($files, union_by_name = true) "
+                        "ORDER BY dataset, row, side", {"files": [str(f) for f in datasets_stance]})
+            con.execute(DATASET_VIEWS.read_text())
         con.execute(VIEWS.read_text().format(extremum_fraction=float(extremum_fraction)))
         con.close()
 
@@ -52,9 +58,10 @@ def main(argv=None) -> None:
     parser.add_argument("--manifests", nargs="+", required=True)
     parser.add_argument("--stance", nargs="+", required=True, help="value-probe Parquet files")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--datasets-stance", nargs="*", default=[], help="dataset-stance Parquet files")
     parser.add_argument("--extremum-fraction", type=float, default=0.95)
     args = parser.parse_args(argv)
-    build(args.out, args.manifests, args.stance, args.extremum_fraction)
+    build(args.out, args.manifests, args.stance, args.extremum_fraction, args.datasets_stance)
     with duckdb.connect(args.out, read_only=True) as con:
         n = con.execute("SELECT count(*) FROM stance_samples").fetchone()[0]
     print(f"built {args.out}: {len(args.manifests)} runs, {n} stance rows")

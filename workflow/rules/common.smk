@@ -55,5 +55,10 @@ def reward_model_input(w):
     return f"results/reward/{spec['reward_model']}/metrics.json" if spec["algorithm"] == "ppo" else []
 
 
+def judge_spec():
+    judge = config["probes"]["judge"]
+    return {**judge, "model_spec": config["models"][judge["model"]]}
+
+
 def stance_files(run):
     return expand("results/probes/values/{run}/step-{step}.parquet", run=run, step=STEPS[run])

@@ -2,6 +2,7 @@ rule store:
     input:
         manifests=expand("results/runs/{run}/checkpoints.json", run=RUNS),
         stance=[f for run in RUNS for f in stance_files(run)],
+        datasets=expand("results/probes/datasets/{dataset}.parquet", dataset=sorted(config["datasets"])),
     output:
         "results/study.duckdb",
     params:
@@ -10,4 +11,4 @@ rule store:
         "results/logs/store.log",
     shell:
         "python -m posttrain.store --manifests {input.manifests} --stance {input.stance} --out {output}"
-        " --extremum-fraction {params.fraction} > {log} 2>&1"
+        " --datasets-stance {input.datasets} --extremum-fraction {params.fraction} > {log} 2>&1"

@@ -1,0 +1,90 @@
+"""Stance of the training data itself: every value-laden SFT answer, and both sides of every preference pair,
+judged by a local LM through the same label read-out as the forced-choice probe -> one Parquet file.
+
+    python -m posttrain.probes.dataset_stance --data results/data/<dataset>.jsonl --dataset <dataset> \
+        --judge-spec '{"model_spec": {...}, "template": "stance-judge-v1", "batch_size": 8}' \
+        --out results/probes/datasets/<dataset>.parquet
+
+So the *realised* value gap of a preference set (chosen minus rejected) is a SQL query away (`value_gap`).
+SFT rows are judged when their `meta` names a topic (the value-laden ones); rows without `meta` (JSONL or hub
+data) are all judged, up to `max_rows`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from posttrain.config import load_spec, read_yaml
+from posttrain.io import write_parquet
+from posttrain.models import load_model, load_tokenizer
+from posttrain.probes import forced_choice
+from posttrain.probes.prompt_sets import PromptSet
+
+JUDGES = Path(__file__).parent / "judges"
+COLUMNS = ["dataset", "row", "side", "topic", "item_id", "labelled_stance", "judge",
+           "p_support", "p_neutral", "p_oppose", "label_mass"]
+
+
+def items(rows: list[dict], max_rows: int | None) -> list[dict]:
+    """(question, response) items to judge, with where they came from."""
+    out = []
+    for i, r in enumerate(rows[:max_rows] if max_rows else rows):
+        meta = r.get("meta") or {}
+        if "messages" in r:
+            if meta and not meta.get("topic"):
+                continue  # generic instruction data: no value question to take a stance on
+            question = next(m["content"] for m in reversed(r["messages"]) if m["role"] == "user")
+            sides = [("response", r["messages"][-1]["content"], meta.get("stance"))]
+        else:
+            question = next(m["content"] for m in reversed(r["prompt"]) if m["role"] == "user")
+            sides = [(s, r[s][-1]["content"], meta.get(f"{s}_stance")) for s in ("chosen", "rejected")]
+        for side, response, stance in sides:
+            out.append({"id": f"{i}:{side}", "row": i, "side": side, "topic": meta.get("topic"),
+                        "item_id": meta.get("id"), "labelled_stance": stance,
+                        "question": question, "response": response})
+    return out
+
+
+def judge(rows: list[dict], dataset: str, spec: dict, progress: bool = True) -> pd.DataFrame:
+    template = read_yaml(JUDGES / f"{spec['template']}.yaml")
+    todo = items(rows, spec.get("max_rows"))
+    tokenizer = load_tokenizer(spec["model_spec"])
+    model = load_model(spec["model_spec"], tokenizer)
+    judged = PromptSet(template["name"], template["instruction"], template["labels"],
+                       [{"question": t["question"], "response": t["response"]} for t in todo])
+    scores = forced_choice.score(model, tokenizer, judged, spec["batch_size"], progress) if todo else []
+    frame = pd.DataFrame([
+        {"dataset": dataset, **{k: t[k] for k in ("row", "side", "topic", "item_id", "labelled_stance")},
+         "judge": template["name"], **{k: s[k] for k in ("p_support", "p_neutral", "p_oppose", "label_mass")}}
+        for t, s in zip(todo, scores)
+    ], columns=COLUMNS)
+    return frame.astype({"topic": "string", "item_id": "string", "labelled_stance": "string"})
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--dataset", required=True, help="the dataset's name in the config")
+    parser.add_argument("--judge-spec", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
+    try:
+        frame = judge(rows, args.dataset, load_spec(args.judge_spec))
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    write_parquet(args.out, frame)
+    print(f"{args.dataset}: judged {len(frame)} answers -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
