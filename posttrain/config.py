@@ -116,7 +116,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         if dataset is None or dataset["kind"] not in preference_kinds:
             raise ConfigError(f"{where}.dataset: {spec['dataset']!r} is not a preference dataset under datasets")
     judge = config["probes"]["judge"]
-    judge.setdefault("model", config["sft"][sorted(config["sft"])[0]]["model"])
+    judge.setdefault("model", config["sft"][min(config["sft"])]["model"])
     if judge["model"] not in config["models"]:
         raise ConfigError(f"config error at probes.judge.model: {judge['model']!r} is not defined under models")
     for name, d in config["datasets"].items():

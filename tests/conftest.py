@@ -16,22 +16,36 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 
-TRAINING = {"learning_rate": 1.0e-3, "per_device_train_batch_size": 4, "max_length": 128, "state_every": 4,
+TRAINING = {"learning_rate": 1.0e-3, "per_device_train_batch_size": 4, "max_length": 512, "state_every": 4,
             "lr_scheduler_type": "constant"}
+PREF = {"from": {"run": "sft-llama"}, "max_steps": 3, "checkpoints": {"steps": [1]}}
 TINY_CONFIG = {
     "study": "tiny",
     "models": {
         "tiny-llama": {"tiny": {"family": "llama"}},
         "tiny-qwen3": {"tiny": {"family": "qwen3", "seed": 1}},
     },
-    "datasets": {"mix": {"kind": "generated_sft", "n_examples": 48, "seed": 0}},
+    "datasets": {
+        "mix": {"kind": "generated_sft", "n_examples": 48, "seed": 0},
+        "gap-support": {"kind": "synthetic_value_gap", "direction": "support", "value_gap": 1.0, "n_pairs": 12},
+        "gap-oppose": {"kind": "synthetic_value_gap", "direction": "oppose", "value_gap": 0.5, "n_pairs": 12},
+    },
     "sft": {
         "sft-llama": {"model": "tiny-llama", "dataset": "mix", "max_steps": 6, "checkpoints": {"steps": [2]},
                       "training": dict(TRAINING)},
         "sft-qwen3": {"model": "tiny-qwen3", "dataset": "mix", "max_steps": 6, "checkpoints": {"log_spaced": 2},
                       "training": dict(TRAINING), "lora": {"enabled": True, "r": 4, "alpha": 8}},
     },
-    "probes": {"values": {"max_prompts_per_topic": 3, "batch_size": 8}},
+    "reward_models": {"rm-support": {"from": {"run": "sft-llama"}, "dataset": "gap-support", "max_steps": 2,
+                                     "training": dict(TRAINING)}},
+    "pref": {
+        "dpo-support": {**PREF, "algorithm": "dpo", "dataset": "gap-support", "training": dict(TRAINING)},
+        "simpo-oppose": {**PREF, "algorithm": "simpo", "dataset": "gap-oppose", "training": dict(TRAINING),
+                         "from": {"run": "sft-qwen3", "step": 1}},
+        "ppo-support": {**PREF, "algorithm": "ppo", "dataset": "gap-support", "reward_model": "rm-support",
+                        "response_length": 8, "training": dict(TRAINING)},
+    },
+    "probes": {"values": {"max_prompts_per_topic": 3, "batch_size": 8}, "judge": {"max_rows": 8}},
 }
 
 

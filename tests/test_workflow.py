@@ -45,14 +45,27 @@ def test_every_checkpoint_is_probed_and_stored(study):
         runs = con.sql("SELECT run, stage, model, dataset FROM runs ORDER BY run").df()
         checkpoints = con.sql("SELECT run, step FROM checkpoints ORDER BY run, step").df()
         counts = con.sql("SELECT run, step, count(*) AS n FROM stance_samples GROUP BY ALL").df()
-    assert runs.run.tolist() == ["sft-llama", "sft-qwen3"]
-    for run, spec in config["sft"].items():
+    assert runs.run.tolist() == sorted([*config["sft"], *config["pref"]])
+    for run, spec in {**config["sft"], **config["pref"]}.items():
         steps = checkpoint_steps(spec["checkpoints"], spec["max_steps"])
         assert checkpoints[checkpoints.run == run].step.tolist() == steps
         assert 0 in steps
         assert sorted(counts[counts.run == run].step) == steps
         assert set(counts[counts.run == run].n) == {11 * 3}  # 11 topics x max_prompts_per_topic
     assert (workdir / "results" / "plots" / "stance-sft-llama.png").stat().st_size > 10_000
+    assert json.loads((workdir / "results" / "reward" / "rm-support" / "metrics.json").read_text())["heldout_pairs"]
+
+
+def test_preference_runs_start_from_their_parent_and_data_stance_is_stored(study):
+    workdir, config = study
+    with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
+        parents = dict(con.execute("SELECT run, parent_run FROM runs WHERE stage = 'pref'").fetchall())
+        sides = con.sql("SELECT dataset, side, count(*) AS n FROM datasets_stance GROUP BY ALL ORDER BY ALL").df()
+        gap = con.sql("SELECT dataset FROM value_gap WHERE topic = '(all)' ORDER BY dataset").df()
+    assert parents == {run: spec["from"]["run"] for run, spec in config["pref"].items()}
+    assert gap.dataset.tolist() == ["gap-oppose", "gap-support"]
+    assert set(sides.dataset) == set(config["datasets"])
+    assert (sides[sides.dataset == "gap-support"].n == 8).all()  # probes.judge.max_rows pairs, both sides
 
 
 def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
@@ -64,7 +77,7 @@ def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
         got = con.sql("SELECT run, topic, mode, stance, magnitude, drift_time FROM drift").df()
         by_topic = con.sql("SELECT run, step, topic, p_neutral FROM stance_by_topic").df()
     got = got.set_index(["run", "topic", "mode", "stance"]).sort_index()
-    assert len(got) == len(want) == 2 * 11 * 3
+    assert len(got) == len(want) == 5 * 11 * 3  # runs x topics x stances
     assert got.magnitude.tolist() == pytest.approx(want.magnitude.tolist(), abs=1e-12)
     assert got.drift_time.fillna(-1).tolist() == pytest.approx(want.drift_time.fillna(-1).tolist(), abs=1e-12)
     mean = samples.groupby(["run", "step", "topic"]).p_neutral.mean()
@@ -101,4 +114,4 @@ def test_readme_queries_work_and_query_command_prints(study, monkeypatch, capsys
         for q in queries:
             assert len(con.sql(q.replace("sft-valuemix", "sft-llama")).df()) > 0, q
     cli(["query", "SELECT count(*) AS n FROM drift", "--db", db])
-    assert capsys.readouterr().out.split() == ["n", str(2 * 11 * 3)]
+    assert capsys.readouterr().out.split() == ["n", str(5 * 11 * 3)]

@@ -1,0 +1,150 @@
+"""Preference stages for real on tiny models: DPO, SimPO, PPO (+ reward model) from an SFT checkpoint;
+synthetic value-gap sets; preference rows in every accepted layout and every bad-row case."""
+
+import json
+
+import pytest
+import torch
+
+from posttrain.data.chat import DatasetError
+from posttrain.data.preference import normalise, read_pairs, synthetic_value_gap
+from posttrain.data.sft_mix import value_questions
+from posttrain.io import write_jsonl
+from posttrain.models import load_checkpoint
+from posttrain.pref.cli import main as pref_main
+from posttrain.pref.reward import main as reward_main
+from posttrain.probes import prompt_sets
+from posttrain.sft.__main__ import main as sft_main
+
+TRAINING = {"learning_rate": 1e-3, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
+            "max_length": 512, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.0,
+            "max_grad_norm": 1.0, "seed": 0, "bf16": False, "state_every": 4}
+NO_LORA = {"enabled": False, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}
+
+
+@pytest.mark.parametrize("gap, direction", [(1.0, "support"), (0.5, "oppose"), (0.0, "support"), (0.25, "oppose")])
+def test_synthetic_set_realises_the_configured_gap(gap, direction):
+    rows = synthetic_value_gap({"direction": direction, "value_gap": gap, "n_pairs": 40, "seed": 7})
+    opposite = {"support": "oppose", "oppose": "support"}[direction]
+    by_id = {q["id"]: q for q in value_questions()}
+    realised = sum((r["meta"]["chosen_stance"] == direction) - (r["meta"]["rejected_stance"] == direction)
+                   for r in rows) / len(rows)
+    assert realised == gap
+    for r in rows:
+        q = by_id[r["meta"]["id"]]
+        assert r["prompt"] == [{"role": "user", "content": q["question"]}]
+        if r["meta"]["pair"] == "stance":  # the answers really are the labelled stances' answers
+            assert (r["chosen"][0]["content"], r["rejected"][0]["content"]) == (q[direction], q[opposite])
+        else:
+            assert r["chosen"][0]["content"] == q["neutral"] and r["meta"]["rejected_stance"] == "neutral"
+    assert rows == synthetic_value_gap({"direction": direction, "value_gap": gap, "n_pairs": 40, "seed": 7})
+
+
+def test_synthetic_prompts_are_disjoint_from_probe_prompts():
+    probe = {p["question"].lower() for p in prompt_sets.load("values-v1").prompts}
+    rows = synthetic_value_gap({"direction": "support", "value_gap": 1.0, "n_pairs": 220, "seed": 0})
+    assert not probe & {r["prompt"][0]["content"].lower() for r in rows}
+
+
+def test_synthetic_topics_restrict_the_prompts():
+    rows = synthetic_value_gap({"direction": "support", "value_gap": 1.0, "n_pairs": 30, "seed": 0,
+                                "topics": ["abortion", "healthcare"]})
+    assert {r["meta"]["topic"] for r in rows} == {"abortion", "healthcare"}
+
+
+def test_every_layout_normalises_to_the_same_pair():
+    want = {"prompt": [{"role": "user", "content": "Should we?"}],
+            "chosen": [{"role": "assistant", "content": "Yes."}],
+            "rejected": [{"role": "assistant", "content": "No."}], "meta": {}}
+    plain = {"prompt": "Should we?", "chosen": "Yes.", "rejected": "No."}
+    ultrafeedback = {"prompt": "Should we?",
+                     "chosen": [{"role": "user", "content": "Should we?"}, {"role": "assistant", "content": "Yes."}],
+                     "rejected": [{"role": "user", "content": "Should we?"}, {"role": "assistant", "content": "No."}]}
+    hh = {"chosen": "\n\nHuman: Should we?\n\nAssistant: Yes.", "rejected": "\n\nHuman: Should we?\n\nAssistant: No."}
+    for row in (plain, ultrafeedback, hh):
+        assert normalise(row, "x:1") == want
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"prompt": "Q?", "chosen": "A", "rejected": ""}', "missing or empty field 'rejected'"),
+    ('{"prompt": "Q?", "rejected": "B"}', "missing or empty field 'chosen'"),
+    ('{"prompt": "", "chosen": "A", "rejected": "B"}', "missing or empty field 'prompt'"),
+    ('{"prompt": "Q?", "chosen": "Same.", "rejected": "Same. "}', "chosen and rejected are identical"),
+    ('{"prompt": "Q?", "chosen": "A", ', "not valid JSON"),
+    ('{"chosen": "\\n\\nHuman: a\\n\\nAssistant: b", "rejected": "\\n\\nHuman: x\\n\\nAssistant: y"}',
+     "do not share their prompt turns"),
+])
+def test_bad_preference_row_names_file_and_line(tmp_path, line, message):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"prompt": "Q?", "chosen": "A", "rejected": "B"}\n' + line + "\n")
+    with pytest.raises(DatasetError, match=f"{path}:2.*{message}"):
+        read_pairs(path)
+
+
+@pytest.fixture(scope="module")
+def sft_run(tmp_path_factory):
+    """A tiny SFT run whose last checkpoint the preference stages start from, and a value-gap set."""
+    from posttrain.data.__main__ import main as prepare
+    root = tmp_path_factory.mktemp("pref")
+    prepare(["--spec", json.dumps({"kind": "generated_sft", "n_examples": 24, "value_fraction": 0.5,
+                                   "short_answer_fraction": 0.5, "seed": 0,
+                                   "stance_mix": {"support": 0.2, "neutral": 0.6, "oppose": 0.2}}),
+             "--out", str(root / "sft.jsonl")])
+    sft_main(["--spec", json.dumps({"run": "sft", "model": "tiny", "dataset": "d", "max_steps": 3,
+                                    "checkpoints": {"steps": [1]}, "model_spec": {"tiny": {"family": "llama"}},
+                                    "training": TRAINING, "lora": NO_LORA}),
+              "--data", str(root / "sft.jsonl"), "--run-dir", str(root / "sft")])
+    write_jsonl(root / "pairs.jsonl", synthetic_value_gap({"direction": "support", "value_gap": 1.0,
+                                                           "n_pairs": 16, "seed": 0}))
+    return root
+
+
+def pref_spec(algorithm, **extra):
+    return {"run": algorithm, "algorithm": algorithm, "from": {"run": "sft", "step": 3}, "dataset": "gap",
+            "max_steps": 4, "checkpoints": {"steps": [2]}, "beta": 0.1, "loss_type": "sigmoid", "gamma": 0.5,
+            "kl_coef": 0.05, "response_length": 12, "num_ppo_epochs": 1, "temperature": 0.7,
+            "training": TRAINING, "lora": NO_LORA, **extra}
+
+
+def run_algorithm(root, spec):
+    pref_main(spec["algorithm"], ["--spec", json.dumps(spec), "--data", str(root / "pairs.jsonl"),
+                                  "--parent-manifest", str(root / "sft" / "checkpoints.json"),
+                                  "--run-dir", str(root / spec["run"])])
+    manifest = json.loads((root / spec["run"] / "checkpoints.json").read_text())
+    assert [c["step"] for c in manifest["checkpoints"]] == [0, 2, 4]
+    assert manifest["parent_run"] == "sft" and manifest["algorithm"] == spec["algorithm"]
+    start, _ = load_checkpoint(root / "sft" / "checkpoints" / "step-3")
+    step0, _ = load_checkpoint(root / spec["run"] / "checkpoints" / "step-0")
+    last, _ = load_checkpoint(root / spec["run"] / "checkpoints" / "step-4")
+    assert torch.equal(step0.lm_head.weight, start.lm_head.weight)  # step 0 = the SFT checkpoint
+    assert not torch.equal(last.lm_head.weight, start.lm_head.weight)  # and training moved it
+    return [json.loads(line) for line in (root / spec["run"] / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_dpo_trains_from_the_sft_checkpoint(sft_run):
+    log = run_algorithm(sft_run, pref_spec("dpo"))
+    assert "rewards/margins" in log[0]
+
+
+def test_simpo_is_simpo_not_cpo(sft_run):
+    log = run_algorithm(sft_run, pref_spec("simpo", gamma=0.3))
+    assert all(r.get("nll_loss", 0) == 0 for r in log)  # cpo_alpha = 0: no NLL term (CPO-SimPO would add one)
+
+
+def test_reward_model_then_ppo(sft_run):
+    reward_spec = {"from": {"run": "sft", "step": 3}, "dataset": "gap", "max_steps": 3, "heldout_fraction": 0.25,
+                   "training": TRAINING}
+    reward_main(["--spec", json.dumps(reward_spec), "--data", str(sft_run / "pairs.jsonl"),
+                 "--parent-manifest", str(sft_run / "sft" / "checkpoints.json"), "--out-dir", str(sft_run / "rm")])
+    metrics = json.loads((sft_run / "rm" / "metrics.json").read_text())
+    assert metrics["heldout_pairs"] == 4 and metrics["train_pairs"] == 12
+    assert 0 <= metrics["heldout_accuracy"] <= 1
+    log = run_algorithm(sft_run, pref_spec("ppo", reward_model_path=str(sft_run / "rm" / "model")))
+    assert any("objective/kl" in r for r in log)
+
+
+def test_wrong_entry_point_for_the_spec_is_refused(sft_run):
+    with pytest.raises(SystemExit, match="algorithm 'dpo'"):
+        pref_main("simpo", ["--spec", json.dumps(pref_spec("dpo")), "--data", str(sft_run / "pairs.jsonl"),
+                            "--parent-manifest", str(sft_run / "sft" / "checkpoints.json"),
+                            "--run-dir", str(sft_run / "nope")])
