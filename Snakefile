@@ -21,3 +21,4 @@ rule all:
     input:
         "results/study.duckdb",
         expand("results/plots/stance-{run}.png", run=RUNS),
+        ["results/plots/pref-drift.png"] if PREF_RUNS else [],

@@ -81,6 +81,7 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 def validate(config: dict[str, Any]) -> dict[str, Any]:
     """Validate a study config in place (defaults filled) and check names that refer to each other."""
+    config.update(copy.deepcopy(config))  # YAML anchors share objects between runs; defaults must not leak
     errors = list(_Validator(_schema()).iter_errors(config))
     if errors:
         # The deepest error is the one that names the offending key rather than its parent.

@@ -63,6 +63,11 @@ def test_preference_runs_start_from_their_parent_and_data_stance_is_stored(study
         sides = con.sql("SELECT dataset, side, count(*) AS n FROM datasets_stance GROUP BY ALL ORDER BY ALL").df()
         gap = con.sql("SELECT dataset FROM value_gap WHERE topic = '(all)' ORDER BY dataset").df()
     assert parents == {run: spec["from"]["run"] for run, spec in config["pref"].items()}
+    probes = workdir / "results" / "probes" / "values"
+    for run, spec in config["pref"].items():  # step 0 = the parent's checkpoint: the same probe rows
+        parent_rows = pd.read_parquet(probes / spec["from"]["run"] / f"step-{spec['from'].get('step', 6)}.parquet")
+        start_rows = pd.read_parquet(probes / run / "step-0.parquet")
+        assert start_rows.drop(columns=["run", "step"]).equals(parent_rows.drop(columns=["run", "step"]))
     assert gap.dataset.tolist() == ["gap-oppose", "gap-support"]
     assert set(sides.dataset) == set(config["datasets"])
     assert (sides[sides.dataset == "gap-support"].n == 8).all()  # probes.judge.max_rows pairs, both sides

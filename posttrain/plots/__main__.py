@@ -1,6 +1,9 @@
-"""Stance probability vs training step for one run: one panel per topic, one line per stance.
+"""Figures from the study database.
 
     python -m posttrain.plots --db results/study.duckdb --run sft-valuemix --out results/plots/stance-sft-valuemix.png
+        stance probability vs training step for one run: one panel per topic, one line per stance
+    python -m posttrain.plots --db results/study.duckdb --compare --out results/plots/pref-drift.png
+        preference algorithms x condition (dataset): drift magnitude of each stance per topic
 """
 
 from __future__ import annotations
@@ -36,13 +39,38 @@ def stance_curves(db: str, run: str, out: str) -> None:
         grid.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
+def compare_algorithms(db: str, out: str) -> None:
+    with duckdb.connect(db, read_only=True) as con:
+        frame = con.execute(
+            "SELECT r.algorithm, r.dataset AS condition, d.topic, d.stance, d.magnitude "
+            "FROM drift d JOIN runs r USING (run) WHERE r.stage = 'pref' ORDER BY ALL").df()
+    if frame.empty:
+        sys.exit(f"error: no preference runs in {db}")
+    grid = sns.catplot(
+        data=frame, kind="bar", x="magnitude", y="topic", hue="condition", col="algorithm", row="stance",
+        row_order=list(PALETTE), height=3.2, aspect=0.9, orient="h",
+    )
+    grid.set_titles("{col_name}: {row_name}")
+    grid.set(xlabel="drift magnitude")
+    for ax in grid.axes.flat:
+        ax.axvline(0, color="black", linewidth=0.8)
+    grid.figure.suptitle("Preference optimisation: drift per topic, by algorithm and data condition", y=1.01)
+    with atomic_path(out, suffix=".png") as tmp:
+        grid.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True)
-    parser.add_argument("--run", required=True)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="stance curves of this run")
+    which.add_argument("--compare", action="store_true", help="compare the preference runs")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    stance_curves(args.db, args.run, args.out)
+    if args.compare:
+        compare_algorithms(args.db, args.out)
+    else:
+        stance_curves(args.db, args.run, args.out)
 
 
 if __name__ == "__main__":

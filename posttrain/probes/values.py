@@ -43,10 +43,20 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", required=True, help="a run's checkpoints.json")
     parser.add_argument("--step", type=int, required=True)
-    parser.add_argument("--spec", required=True, help="the config's probes.values entry (inline JSON or YAML file)")
+    parser.add_argument("--spec", help="the config's probes.values entry (inline JSON or YAML file)")
+    parser.add_argument("--same-as", metavar="PARQUET",
+                        help="the checkpoint is the same weights as the one this probe file measured (a preference "
+                             "run's step 0 is its parent's checkpoint): copy its rows instead of probing again")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.same_as:
+        run = json.loads(Path(args.manifest).read_text())["run"]
+        write_parquet(args.out, pd.read_parquet(args.same_as).assign(run=run, step=args.step))
+        print(f"{run} step {args.step}: rows copied from {args.same_as}")
+        return
+    if not args.spec:
+        parser.error("--spec is required unless --same-as is given")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

@@ -13,6 +13,26 @@ rule value_probe:
         " --out {output} --threads {threads} > {log} 2>&1"
 
 
+# A preference run's step 0 holds its parent's checkpoint unchanged (tests/test_pref.py checks the weights),
+# and the forced-choice probe is deterministic, so its rows are the parent's, relabelled: no second probe.
+ruleorder: value_probe_pref_start > value_probe
+
+
+rule value_probe_pref_start:
+    input:
+        manifest="results/runs/{run}/checkpoints.json",
+        parent=lambda w: "results/probes/values/{run}/step-{step}.parquet".format(**config["pref"][w.run]["from"]),
+    output:
+        "results/probes/values/{run}/step-0.parquet",
+    wildcard_constraints:
+        run=one_of(PREF_RUNS),
+    log:
+        "results/logs/probes/values/{run}/step-0.log",
+    shell:
+        "python -m posttrain.probes.values --manifest {input.manifest} --step 0 --same-as {input.parent}"
+        " --out {output} > {log} 2>&1"
+
+
 rule dataset_stance:
     input:
         "results/data/{dataset}.jsonl",
