@@ -20,17 +20,22 @@ from posttrain.data.chat import DatasetError
 from posttrain.models import ModelNotFoundError
 
 
-def main(algorithm: str, argv=None, callbacks=()) -> None:
-    parser = argparse.ArgumentParser(prog=f"python -m posttrain.pref.{algorithm}", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", required=True)
+def parse_args(prog: str, doc: str, out: str, argv=None) -> argparse.Namespace:
+    """The arguments every stage that starts from an SFT checkpoint takes, plus its output folder `out`."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", required=True, help="the run's config entry (inline JSON or a YAML file)")
     parser.add_argument("--data", required=True, help="normalised preference JSONL (prompt/chosen/rejected)")
     parser.add_argument("--parent-manifest", required=True, help="the SFT run's checkpoints.json")
-    parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(out, required=True)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main(algorithm: str, argv=None, callbacks=()) -> None:
+    args = parse_args(f"python -m posttrain.pref.{algorithm}", __doc__, "--run-dir", argv)
     from posttrain.pref.train import run_pref  # after arg parsing: TRL's import is slow
 
     try:

@@ -9,7 +9,6 @@ the share of held-out pairs whose chosen answer the model scores above the rejec
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -24,6 +23,7 @@ from posttrain.data.chat import DatasetError
 from posttrain.data.preference import read_pairs
 from posttrain.io import atomic_dir, write_json
 from posttrain.models import load_tokenizer
+from posttrain.pref.cli import parse_args
 from posttrain.sft.train import training_args
 
 
@@ -71,15 +71,7 @@ def train_reward_model(spec: dict, data_path, start: Path, out_dir: Path) -> dic
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--parent-manifest", required=True)
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args("python -m posttrain.pref.reward", __doc__, "--out-dir", argv)
     try:
         spec = load_spec(args.spec)
         start = checkpoint_path(args.parent_manifest, spec["from"]["step"])
