@@ -101,6 +101,14 @@ def test_rerun_is_a_no_op_and_config_change_reruns_only_its_run(study):
     assert "output: results/runs/sft-qwen3/checkpoints.json" in plan
     assert "output: results/runs/sft-llama/checkpoints.json" not in plan
     assert "output: results/probes/values/sft-llama/" not in plan
+    changed = json.loads(json.dumps(config))
+    changed["datasets"]["gap-oppose"]["value_gap"] = 0.25  # a synthetic set: only the run trained on it reruns
+    write_config(workdir / "changed.yaml", changed)
+    plan = snakemake(workdir, "-n", "--configfile", str(workdir / "changed.yaml")).stdout
+    assert "output: results/data/gap-oppose.jsonl" in plan
+    assert "output: results/runs/simpo-oppose/checkpoints.json" in plan
+    for untouched in ("sft-llama", "sft-qwen3", "dpo-support", "ppo-support"):
+        assert f"output: results/runs/{untouched}/checkpoints.json" not in plan
 
 
 def test_readme_queries_work_and_query_command_prints(study, monkeypatch, capsys):
