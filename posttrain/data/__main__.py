@@ -15,12 +15,18 @@ from posttrain.data.chat import DatasetError, check_messages, read_jsonl
 from posttrain.io import write_jsonl
 
 
-def from_hub(spec: dict) -> list[dict]:
+def load_hub(spec: dict):
+    """A hub dataset's split, subsampled to `max_examples` (seeded) when set."""
     from datasets import load_dataset  # on a cluster; needs the hub or a populated HF cache
 
     data = load_dataset(spec["name"], spec.get("subset"), split=spec["split"])
     if spec.get("max_examples"):
         data = data.shuffle(seed=spec["seed"]).select(range(min(spec["max_examples"], len(data))))
+    return data
+
+
+def from_hub(spec: dict) -> list[dict]:
+    data = load_hub(spec)
     field = spec["messages_field"]
     if field not in data.column_names:
         raise DatasetError(f"hub dataset {spec['name']}: no {field!r} column (columns: {data.column_names})")
@@ -28,11 +34,7 @@ def from_hub(spec: dict) -> list[dict]:
 
 
 def preference_from_hub(spec: dict) -> list[dict]:
-    from datasets import load_dataset
-
-    data = load_dataset(spec["name"], spec.get("subset"), split=spec["split"])
-    if spec.get("max_examples"):
-        data = data.shuffle(seed=spec["seed"]).select(range(min(spec["max_examples"], len(data))))
+    data = load_hub(spec)
     return [preference.normalise(dict(row), f"{spec['name']}[{i}]") for i, row in enumerate(data)]
 
 
