@@ -11,6 +11,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/sft.smk"
 include: "workflow/rules/reward.smk"
 include: "workflow/rules/pref.smk"
+include: "workflow/rules/judges.smk"
 include: "workflow/rules/probes.smk"
 include: "workflow/rules/store.smk"
 include: "workflow/rules/plots.smk"
@@ -22,3 +23,5 @@ rule all:
         "results/study.duckdb",
         expand("results/plots/stance-{run}.png", run=RUNS),
         ["results/plots/pref-drift.png"] if PREF_RUNS else [],
+        "results/plots/drift-heatmap.png",
+        "results/plots/stance-shares.png",

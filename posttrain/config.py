@@ -116,10 +116,16 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         dataset = config["datasets"].get(spec["dataset"])
         if dataset is None or dataset["kind"] not in preference_kinds:
             raise ConfigError(f"{where}.dataset: {spec['dataset']!r} is not a preference dataset under datasets")
-    judge = config["probes"]["judge"]
-    judge.setdefault("model", config["sft"][min(config["sft"])]["model"])
-    if judge["model"] not in config["models"]:
-        raise ConfigError(f"config error at probes.judge.model: {judge['model']!r} is not defined under models")
+    if config["probes"]["judge"] not in config["judges"]:
+        raise ConfigError(f"config error at probes.judge: {config['probes']['judge']!r} is not defined under judges "
+                          f"(defined: {', '.join(sorted(config['judges']))})")
+    for name, judge in config["judges"].items():
+        if judge["kind"] == "lm" and judge["model"] not in config["models"]:
+            raise ConfigError(f"config error at judges.{name}.model: {judge['model']!r} is not defined under models")
+    evaluated = config["probes"]["judge_eval"].setdefault("judges", sorted(config["judges"]))
+    for name in evaluated:
+        if name not in config["judges"]:
+            raise ConfigError(f"config error at probes.judge_eval.judges: {name!r} is not defined under judges")
     for name, d in config["datasets"].items():
         if d["kind"] == "generated_sft" and abs(sum(d["stance_mix"].values()) - 1) > 1e-6:
             total = sum(d["stance_mix"].values())

@@ -1,8 +1,8 @@
 """Stance of the training data itself: every value-laden SFT answer, and both sides of every preference pair,
-judged by a local LM through the same label read-out as the forced-choice probe -> one Parquet file.
+judged by the study's stance judge (the one that judges the generation probe) -> one Parquet file.
 
     python -m posttrain.probes.dataset_stance --data results/data/<dataset>.jsonl --dataset <dataset> \
-        --judge-spec '{"model_spec": {...}, "template": "stance-judge-v1", "batch_size": 8}' \
+        --judge-spec '{"name": "minilm-stance", "kind": "embedding", ...}' [--max-rows N] \
         --out results/probes/datasets/<dataset>.parquet
 
 So the *realised* value gap of a preference set (chosen minus rejected) is a SQL query away (`value_gap`).
@@ -20,13 +20,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from posttrain.config import load_spec, read_yaml
+from posttrain.config import load_spec
 from posttrain.io import write_parquet
-from posttrain.models import load_model, load_tokenizer
-from posttrain.probes import forced_choice
-from posttrain.probes.prompt_sets import PromptSet
+from posttrain.judges import JudgeError, build
+from posttrain.judges.run import judge_items
 
-JUDGES = Path(__file__).parent / "judges"
 COLUMNS = ["dataset", "row", "side", "topic", "item_id", "labelled_stance", "judge",
            "p_support", "p_neutral", "p_oppose", "label_mass"]
 
@@ -51,18 +49,15 @@ def items(rows: list[dict], max_rows: int | None) -> list[dict]:
     return out
 
 
-def judge(rows: list[dict], dataset: str, spec: dict, progress: bool = True) -> pd.DataFrame:
-    template = read_yaml(JUDGES / f"{spec['template']}.yaml")
-    todo = items(rows, spec.get("max_rows"))
-    tokenizer = load_tokenizer(spec["model_spec"])
-    model = load_model(spec["model_spec"], tokenizer)
-    judged = PromptSet(template["name"], template["instruction"], template["labels"],
-                       [{"question": t["question"], "response": t["response"]} for t in todo])
-    scores = forced_choice.score(model, tokenizer, judged, spec["batch_size"], progress) if todo else []
+def judge(rows: list[dict], dataset: str, spec: dict, max_rows: int | None = None, progress: bool = True,
+          partial: Path | None = None) -> pd.DataFrame:
+    todo = items(rows, max_rows)
+    judge = build(spec, progress)
+    verdicts = judge_items(judge, todo, partial)
     frame = pd.DataFrame([
         {"dataset": dataset, **{k: t[k] for k in ("row", "side", "topic", "item_id", "labelled_stance")},
-         "judge": template["name"], **{k: s[k] for k in ("p_support", "p_neutral", "p_oppose", "label_mass")}}
-        for t, s in zip(todo, scores)
+         "judge": judge.name, **{k: s[k] for k in ("p_support", "p_neutral", "p_oppose", "label_mass")}}
+        for t, s in zip(todo, verdicts)
     ], columns=COLUMNS)
     return frame.astype({"topic": "string", "item_id": "string", "labelled_stance": "string"})
 
@@ -72,17 +67,20 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--dataset", required=True, help="the dataset's name in the config")
     parser.add_argument("--judge-spec", required=True)
+    parser.add_argument("--max-rows", type=int, default=None, help="judge only the first N rows")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
+    partial = Path(args.out).with_suffix(".judged.partial.jsonl")
     try:
-        frame = judge(rows, args.dataset, load_spec(args.judge_spec))
-    except (ValueError, FileNotFoundError) as e:
+        frame = judge(rows, args.dataset, load_spec(args.judge_spec), args.max_rows, partial=partial)
+    except (ValueError, FileNotFoundError, JudgeError) as e:
         sys.exit(f"error: {e}")
     write_parquet(args.out, frame)
+    partial.unlink(missing_ok=True)
     print(f"{args.dataset}: judged {len(frame)} answers -> {args.out}")
 
 

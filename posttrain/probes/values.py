@@ -1,7 +1,12 @@
 """Value probe at one checkpoint -> one Parquet file of stance rows (never touches DuckDB).
 
     python -m posttrain.probes.values --manifest results/runs/<run>/checkpoints.json --step N \
-        --spec '{"prompt_set": "values-v1", ...}' --out results/probes/values/<run>/step-N.parquet
+        --spec '{"prompt_set": "values-v1", "modes": [...], ...}' --out results/probes/values/<run>/step-N.parquet
+
+Modes (config `probes.values.modes`):
+  forced_choice  the model's own next-token probabilities of the three label words (one row per prompt)
+  generation     N sampled answers per prompt (posttrain.probes.generation), each judged for stance by the
+                 configured judge (posttrain.judges): one row per sample, with its seed and response
 """
 
 from __future__ import annotations
@@ -18,14 +23,34 @@ import torch
 from posttrain.checkpointing import checkpoint_path
 from posttrain.config import load_spec
 from posttrain.io import write_parquet
+from posttrain.judges import JudgeError, build
+from posttrain.judges.run import judge_items
 from posttrain.models import ModelNotFoundError, load_checkpoint
-from posttrain.probes import forced_choice, prompt_sets
+from posttrain.probes import forced_choice, generation, prompt_sets
 
 COLUMNS = ["run", "step", "topic", "prompt_id", "sample_id", "mode", "response", "judge",
-           "p_support", "p_neutral", "p_oppose", "label_mass", "prompt_set", "template"]
+           "p_support", "p_neutral", "p_oppose", "label_mass", "prompt_set", "template", "seed", "n_tokens"]
 
 
-def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = True) -> pd.DataFrame:
+def generated(model, tokenizer, spec: dict, run: str, step: int, partial: Path | None, progress: bool
+              ) -> pd.DataFrame:
+    """Sample answers, then judge each (the judge is loaded after generation, so both never share memory)."""
+    settings = spec["generation"]
+    ps = prompt_sets.load(spec["prompt_set"], settings.get("max_prompts_per_topic", spec.get("max_prompts_per_topic")))
+    rows = generation.sample(model, tokenizer, ps.prompts, settings, progress)
+    question = {p["id"]: p for p in ps.prompts}
+    items = [{"question": question[r["prompt_id"]]["question"], "response": r["response"],
+              "topic": question[r["prompt_id"]]["topic"], "id": f"{r['prompt_id']}#{r['sample_id']}"} for r in rows]
+    judge = build(spec["judge"], progress)
+    verdicts = judge_items(judge, items, partial)
+    return pd.DataFrame([
+        {"run": run, "step": step, "topic": question[r["prompt_id"]]["topic"], "mode": "generation",
+         "judge": judge.name, "prompt_set": ps.name, **r, **v} for r, v in zip(rows, verdicts)
+    ])
+
+
+def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = True,
+          partial: Path | None = None) -> pd.DataFrame:
     ps = prompt_sets.load(spec["prompt_set"], spec.get("max_prompts_per_topic"))
     frames = []
     if "forced_choice" in spec["modes"]:
@@ -35,8 +60,11 @@ def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = Tr
              "mode": "forced_choice", "response": None, "judge": "next_token", **s, "prompt_set": ps.name}
             for p, s in zip(ps.prompts, scores)
         ]))
-    frame = pd.concat(frames, ignore_index=True)[COLUMNS]
-    return frame.astype({"response": "string", "step": "int64", "sample_id": "int64"})
+    if "generation" in spec["modes"]:
+        frames.append(generated(model, tokenizer, spec, run, step, partial, progress))
+    frame = pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
+    return frame.astype({"response": "string", "step": "int64", "sample_id": "int64", "seed": "Int64",
+                         "n_tokens": "Int64"})
 
 
 def main(argv=None) -> None:
@@ -66,8 +94,14 @@ def main(argv=None) -> None:
     except (ValueError, ModelNotFoundError, prompt_sets.PromptSetError) as e:
         sys.exit(f"error: {e}")
     start = time.perf_counter()
-    frame = probe(model, tokenizer, spec, run, args.step)
+    # verdicts already paid for survive a failed job (an endpoint timing out): the rerun resumes from them
+    partial = Path(args.out).with_suffix(".judged.partial.jsonl")
+    try:
+        frame = probe(model, tokenizer, spec, run, args.step, partial=partial)
+    except JudgeError as e:
+        sys.exit(f"error: {e}\n(verdicts so far are kept in {partial}; rerun to resume)")
     write_parquet(args.out, frame)
+    partial.unlink(missing_ok=True)
     print(f"{run} step {args.step}: {len(frame)} rows in {time.perf_counter() - start:.1f}s -> {args.out}")
 
 

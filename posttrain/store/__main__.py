@@ -1,7 +1,9 @@
 """Build the study database from every run's manifest and every probe's Parquet file, atomically.
 
     python -m posttrain.store --manifests results/runs/*/checkpoints.json \
-        --stance results/probes/values/*/*.parquet --out results/study.duckdb [--extremum-fraction 0.95]
+        --stance results/probes/values/*/*.parquet --out results/study.duckdb [--extremum-fraction 0.95] \
+        [--datasets-stance results/probes/datasets/*.parquet] [--judge-evals results/judges/*/eval-test.json] \
+        [--resamples 1000 --confidence 0.95 --seed 0]
 
 The database is built under a temp name and renamed into place: readers never see a half-built file,
 and a failed build leaves the previous database untouched.
@@ -17,9 +19,11 @@ import duckdb
 import pandas as pd
 
 from posttrain.io import atomic_path
+from posttrain.store.bootstrap import intervals
 
 VIEWS = Path(__file__).with_name("views.sql")
 DATASET_VIEWS = Path(__file__).with_name("dataset_views.sql")
+JUDGE_VIEWS = Path(__file__).with_name("judge_views.sql")
 
 
 def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -32,8 +36,26 @@ def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     return pd.DataFrame(runs), pd.DataFrame(checkpoints, columns=["run", "step", "progress", "path"])
 
 
+def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Long table (judge, kind, split, metric, stance, value) from eval JSON files, and their predictions files."""
+    rows, predictions = [], []
+    for path in paths:
+        e = json.loads(Path(path).read_text())
+        base = {"judge": e["judge"], "kind": e["kind"], "split": e["split"]}
+        rows += [{**base, "metric": m, "stance": None, "value": e[m]} for m in ("macro_f1", "accuracy", "n")]
+        rows += [{**base, "metric": m, "stance": s, "value": v}
+                 for s, per in e["per_class"].items() for m, v in per.items()]
+        if e.get("macro_f1_hedged") is not None:
+            rows.append({**base, "metric": "macro_f1_hedged", "stance": None, "value": e["macro_f1_hedged"]})
+        rows += [{**base, "metric": f"macro_f1_{n}", "stance": None, "value": v}
+                 for n, v in e.get("macro_f1_by_length", {}).items()]
+        predictions.append(str(Path(path).with_name(f"predictions-{e['split']}.parquet")))
+    return pd.DataFrame(rows).astype({"stance": "string", "value": "float64"}), predictions
+
+
 def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum_fraction: float = 0.95,
-          datasets_stance: list[str] = ()) -> None:
+          datasets_stance: list[str] = (), judge_evals: list[str] = (), resamples: int = 1000,
+          confidence: float = 0.95, seed: int = 0) -> None:
     runs, checkpoints = _runs_and_checkpoints(manifests)
     with atomic_path(db_path, suffix=".duckdb") as tmp:
         tmp.unlink()  # duckdb wants to create the file itself
@@ -45,6 +67,19 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
                     "path FROM checkpoints_df ORDER BY run, step")
         con.execute("CREATE TABLE stance_samples AS SELECT * FROM read_parquet($files, union_by_name = true) "
                     "ORDER BY run, step, mode, prompt_id, sample_id", {"files": [str(f) for f in stance]})
+        stance_ci, drift_ci = intervals(con.execute("SELECT * FROM stance_samples").df(), resamples, confidence,
+                                        extremum_fraction, seed)
+        con.register("stance_ci_df", stance_ci)
+        con.register("drift_ci_df", drift_ci)
+        con.execute("CREATE TABLE stance_ci AS SELECT * FROM stance_ci_df")
+        con.execute("CREATE TABLE drift_ci AS SELECT * FROM drift_ci_df")
+        if judge_evals:
+            evals, predictions = _judge_evals(judge_evals)
+            con.register("judge_eval_df", evals)
+            con.execute("CREATE TABLE judge_eval AS SELECT * FROM judge_eval_df")
+            con.execute("CREATE TABLE judge_predictions AS SELECT * FROM read_parquet($files, union_by_name = true)",
+                        {"files": predictions})
+            con.execute(JUDGE_VIEWS.read_text())
         if datasets_stance:
             con.execute("CREATE TABLE datasets_stance AS SELECT * FROM read_parquet($files, union_by_name = true) "
                         "ORDER BY dataset, row, side", {"files": [str(f) for f in datasets_stance]})
@@ -59,9 +94,14 @@ def main(argv=None) -> None:
     parser.add_argument("--stance", nargs="+", required=True, help="value-probe Parquet files")
     parser.add_argument("--out", required=True)
     parser.add_argument("--datasets-stance", nargs="*", default=[], help="dataset-stance Parquet files")
+    parser.add_argument("--judge-evals", nargs="*", default=[], help="judge validation JSON files (eval-<split>.json)")
     parser.add_argument("--extremum-fraction", type=float, default=0.95)
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args(argv)
-    build(args.out, args.manifests, args.stance, args.extremum_fraction, args.datasets_stance)
+    build(args.out, args.manifests, args.stance, args.extremum_fraction, args.datasets_stance, args.judge_evals,
+          args.resamples, args.confidence, args.seed)
     with duckdb.connect(args.out, read_only=True) as con:
         n = con.execute("SELECT count(*) FROM stance_samples").fetchone()[0]
     print(f"built {args.out}: {len(args.manifests)} runs, {n} stance rows")

@@ -1,28 +1,47 @@
 -- Derived views of study.duckdb. {extremum_fraction} is filled in from the config's drift section.
+-- The *_lo / *_hi columns are bootstrap percentile intervals (tables stance_ci and drift_ci, computed at
+-- build time by posttrain/store/bootstrap.py: prompts resampled, and samples within each prompt).
 
 -- Mean stance distribution per topic at every checkpoint (over the topic's prompts and samples).
 CREATE OR REPLACE VIEW stance_by_topic AS
-SELECT s.run, s.step, c.progress, s.topic, s.mode,
-       avg(s.p_support) AS p_support, avg(s.p_neutral) AS p_neutral, avg(s.p_oppose) AS p_oppose,
-       count(DISTINCT s.prompt_id) AS n_prompts, count(*) AS n_samples
-FROM stance_samples s JOIN checkpoints c USING (run, step)
-GROUP BY ALL;
+WITH means AS (
+    SELECT s.run, s.step, c.progress, s.topic, s.mode,
+           avg(s.p_support) AS p_support, avg(s.p_neutral) AS p_neutral, avg(s.p_oppose) AS p_oppose,
+           count(DISTINCT s.prompt_id) AS n_prompts, count(*) AS n_samples
+    FROM stance_samples s JOIN checkpoints c USING (run, step)
+    GROUP BY ALL
+), ci AS (
+    SELECT run, step, topic, mode,
+           any_value(lo) FILTER (stance = 'support') AS p_support_lo, any_value(hi) FILTER (stance = 'support') AS p_support_hi,
+           any_value(lo) FILTER (stance = 'neutral') AS p_neutral_lo, any_value(hi) FILTER (stance = 'neutral') AS p_neutral_hi,
+           any_value(lo) FILTER (stance = 'oppose') AS p_oppose_lo, any_value(hi) FILTER (stance = 'oppose') AS p_oppose_hi
+    FROM stance_ci GROUP BY ALL
+)
+SELECT * FROM means LEFT JOIN ci USING (run, step, topic, mode);
 
--- One row per run, topic, probe mode and stance: the curve over the stage's checkpoints.
+-- One row per run, checkpoint, topic, probe mode and stance: the curve, with its interval.
 CREATE OR REPLACE VIEW stance_curve AS
-SELECT run, step, progress, topic, mode, 'support' AS stance, p_support AS value FROM stance_by_topic
-UNION ALL SELECT run, step, progress, topic, mode, 'neutral', p_neutral FROM stance_by_topic
-UNION ALL SELECT run, step, progress, topic, mode, 'oppose', p_oppose FROM stance_by_topic;
+SELECT m.run, m.step, c.progress, m.topic, m.mode, m.stance, m.value, ci.lo, ci.hi
+FROM (
+    SELECT run, step, topic, mode, 'support' AS stance, avg(p_support) AS value FROM stance_samples GROUP BY ALL
+    UNION ALL SELECT run, step, topic, mode, 'neutral', avg(p_neutral) FROM stance_samples GROUP BY ALL
+    UNION ALL SELECT run, step, topic, mode, 'oppose', avg(p_oppose) FROM stance_samples GROUP BY ALL
+) m JOIN checkpoints c USING (run, step) LEFT JOIN stance_ci ci USING (run, step, topic, mode, stance);
 
 -- Drift over each run (= one stage: its step 0 is the stage's starting weights).
---   magnitude   = value at the last checkpoint - value at the first (signed)
---   extremum    = the checkpoint whose change from the first is largest in absolute value
---   drift_time  = (first step whose |change| reaches {extremum_fraction} x |change at the extremum| - first step)
---                 / (last step - first step), in [0, 1]; NULL when the curve never moves.
+--   magnitude           = value at the last checkpoint - value at the first (signed)
+--   extremum            = the checkpoint whose change from the first is largest in absolute value
+--   drift_time          = (first step whose |change| reaches {extremum_fraction} x |change at the extremum|
+--                         - first step) / (last step - first step), in [0, 1]; NULL when the curve never moves
+--   drift_time_settled  = the same for the first step after which the curve stays within
+--                         (1 - {extremum_fraction}) x |change at the extremum| of its final value: a spike that
+--                         passes the threshold early and falls back does not count
 CREATE OR REPLACE VIEW drift AS
 WITH changes AS (
-    SELECT *, value - first_value(value) OVER (PARTITION BY run, topic, mode, stance ORDER BY step) AS change
+    SELECT *, value - first_value(value) OVER w AS change, last_value(value) OVER w AS final_value
     FROM stance_curve
+    WINDOW w AS (PARTITION BY run, topic, mode, stance ORDER BY step
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ), per_curve AS (
     SELECT run, topic, mode, stance,
            min(step) AS first_step, max(step) AS last_step, count(*) AS n_checkpoints,
@@ -39,10 +58,52 @@ WITH changes AS (
     FROM changes c JOIN per_curve p USING (run, topic, mode, stance)
     WHERE p.max_abs_change > 0 AND abs(c.change) >= {extremum_fraction} * p.max_abs_change
     GROUP BY ALL
+), outside AS (
+    SELECT run, topic, mode, stance,
+           max(c.step) FILTER (abs(c.value - c.final_value) > (1 - {extremum_fraction}) * p.max_abs_change + 1e-12)
+               AS last_outside_step
+    FROM changes c JOIN per_curve p USING (run, topic, mode, stance)
+    GROUP BY ALL
+), settled AS (
+    SELECT run, topic, mode, stance, min(c.step) AS settled_step
+    FROM changes c JOIN per_curve p USING (run, topic, mode, stance) JOIN outside o USING (run, topic, mode, stance)
+    WHERE p.max_abs_change > 0 AND c.step > coalesce(o.last_outside_step, -1)
+    GROUP BY ALL
 )
 SELECT run, topic, mode, stance,
-       last_value - first_value AS magnitude,
+       last_value - first_value AS magnitude, ci.magnitude_lo, ci.magnitude_hi,
        (reached_step - first_step) / nullif(last_step - first_step, 0) AS drift_time,
-       first_value, last_value, max_abs_change, extremum_step, reached_step,
-       first_step, last_step, n_checkpoints
-FROM per_curve LEFT JOIN extremum USING (run, topic, mode, stance) LEFT JOIN reached USING (run, topic, mode, stance);
+       ci.drift_time_lo, ci.drift_time_hi,
+       (settled_step - first_step) / nullif(last_step - first_step, 0) AS drift_time_settled,
+       ci.drift_time_settled_lo, ci.drift_time_settled_hi,
+       first_value, last_value, max_abs_change, extremum_step, reached_step, settled_step,
+       first_step, last_step, n_checkpoints, ci.n_resamples, ci.confidence
+FROM per_curve LEFT JOIN extremum USING (run, topic, mode, stance) LEFT JOIN reached USING (run, topic, mode, stance)
+    LEFT JOIN settled USING (run, topic, mode, stance) LEFT JOIN drift_ci ci USING (run, topic, mode, stance);
+
+-- Agreement of the two probe modes at every checkpoint probed both ways: the Pearson correlation, across
+-- topics, of the forced-choice and the generation + judge stance (one row per run, step and stance).
+CREATE OR REPLACE VIEW probe_agreement AS
+SELECT f.run, f.step, f.stance, corr(f.value, g.value) AS r_across_topics,
+       avg(abs(f.value - g.value)) AS mean_abs_diff, count(*) AS n_topics
+FROM stance_curve f JOIN stance_curve g USING (run, step, topic, stance)
+WHERE f.mode = 'forced_choice' AND g.mode = 'generation'
+GROUP BY ALL;
+
+-- The same within each topic: correlation across the topic's prompts (generation samples averaged per prompt).
+CREATE OR REPLACE VIEW probe_agreement_by_topic AS
+WITH per_prompt AS (
+    SELECT run, step, topic, prompt_id, mode, avg(p_support) AS support, avg(p_neutral) AS neutral,
+           avg(p_oppose) AS oppose
+    FROM stance_samples GROUP BY ALL
+), paired AS (
+    SELECT f.run, f.step, f.topic, f.prompt_id,
+           f.support AS f_support, g.support AS g_support, f.neutral AS f_neutral, g.neutral AS g_neutral,
+           f.oppose AS f_oppose, g.oppose AS g_oppose
+    FROM per_prompt f JOIN per_prompt g USING (run, step, topic, prompt_id)
+    WHERE f.mode = 'forced_choice' AND g.mode = 'generation'
+)
+SELECT run, step, topic, 'support' AS stance, corr(f_support, g_support) AS r_across_prompts, count(*) AS n_prompts
+FROM paired GROUP BY ALL
+UNION ALL SELECT run, step, topic, 'neutral', corr(f_neutral, g_neutral), count(*) FROM paired GROUP BY ALL
+UNION ALL SELECT run, step, topic, 'oppose', corr(f_oppose, g_oppose), count(*) FROM paired GROUP BY ALL;

@@ -6,6 +6,8 @@ from snakemake.exceptions import WorkflowError
 
 from posttrain.config import ConfigError, validate
 from posttrain.data.sft_mix import SOURCES as SFT_SOURCES
+from posttrain.judges import head_path as judge_inputs
+from posttrain.judges import resolve as resolve_judge
 from posttrain.schedule import checkpoint_steps
 
 try:
@@ -31,6 +33,8 @@ wildcard_constraints:
     dataset=one_of(config["datasets"]),
     step=r"\d+",
     name=one_of(config["reward_models"]),
+    judge=one_of(config["judges"]),
+    split="train|dev|test",
 
 
 def spec_json(obj):
@@ -55,9 +59,26 @@ def reward_model_input(w):
     return f"results/reward/{spec['reward_model']}/metrics.json" if spec["algorithm"] == "ppo" else []
 
 
-def judge_spec():
-    judge = config["probes"]["judge"]
-    return {**judge, "model_spec": config["models"][judge["model"]]}
+JUDGE = config["probes"]["judge"]
+
+
+def value_probe_spec():
+    """probes.values, with the judge in use resolved when answers are generated and judged."""
+    spec = dict(config["probes"]["values"])
+    if "generation" in spec["modes"]:
+        spec["judge"] = resolve_judge(config, JUDGE)
+    return spec
+
+
+def value_probe_inputs(w):
+    judge = judge_inputs(config, JUDGE) if "generation" in config["probes"]["values"]["modes"] else []
+    return ["results/runs/{run}/checkpoints.json".format(run=w.run), *judge]
+
+
+def judge_evals():
+    split = config["probes"]["judge_eval"]["split"]
+    return expand("results/judges/{judge}/eval-{split}.json", judge=config["probes"]["judge_eval"]["judges"],
+                  split=split)
 
 
 def stance_files(run):

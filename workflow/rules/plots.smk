@@ -18,3 +18,25 @@ rule compare_plot:
         "results/logs/plots/pref-drift.log",
     shell:
         "python -m posttrain.plots --db {input} --compare --out {output} > {log} 2>&1"
+
+
+rule drift_heatmap:
+    input:
+        "results/study.duckdb",
+    output:
+        "results/plots/drift-heatmap.png",
+    log:
+        "results/logs/plots/drift-heatmap.log",
+    shell:
+        "python -m posttrain.plots --db {input} --heatmap --out {output} > {log} 2>&1"
+
+
+rule stance_shares:
+    input:
+        "results/study.duckdb",
+    output:
+        "results/plots/stance-shares.png",
+    log:
+        "results/logs/plots/stance-shares.log",
+    shell:
+        "python -m posttrain.plots --db {input} --shares --out {output} > {log} 2>&1"

@@ -1,20 +1,21 @@
 rule value_probe:
     input:
-        "results/runs/{run}/checkpoints.json",
+        value_probe_inputs,
     output:
         "results/probes/values/{run}/step-{step}.parquet",
     params:
-        spec=spec_json(config["probes"]["values"]),
+        spec=spec_json(value_probe_spec()),
     threads: 2
     log:
         "results/logs/probes/values/{run}/step-{step}.log",
     shell:
-        "python -m posttrain.probes.values --manifest {input} --step {wildcards.step} --spec {params.spec:q}"
+        "python -m posttrain.probes.values --manifest {input[0]} --step {wildcards.step} --spec {params.spec:q}"
         " --out {output} --threads {threads} > {log} 2>&1"
 
 
 # A preference run's step 0 holds its parent's checkpoint unchanged (tests/test_pref.py checks the weights),
-# and the forced-choice probe is deterministic, so its rows are the parent's, relabelled: no second probe.
+# and both probe modes are deterministic given the weights (the forced choice exactly; every generated sample
+# by its recorded seed), so its rows are the parent's, relabelled: no second probe.
 ruleorder: value_probe_pref_start > value_probe
 
 
@@ -36,13 +37,16 @@ rule value_probe_pref_start:
 rule dataset_stance:
     input:
         "results/data/{dataset}.jsonl",
+        judge_inputs(config, JUDGE),
     output:
         "results/probes/datasets/{dataset}.parquet",
     params:
-        spec=lambda w: spec_json(judge_spec()),
+        spec=spec_json(resolve_judge(config, JUDGE)),
+        max_rows=lambda w: f"--max-rows {config['probes']['datasets']['max_rows']}"
+        if "max_rows" in config["probes"]["datasets"] else "",
     threads: 2
     log:
         "results/logs/probes/datasets/{dataset}.log",
     shell:
-        "python -m posttrain.probes.dataset_stance --data {input} --dataset {wildcards.dataset}"
-        " --judge-spec {params.spec:q} --out {output} --threads {threads} > {log} 2>&1"
+        "python -m posttrain.probes.dataset_stance --data {input[0]} --dataset {wildcards.dataset}"
+        " --judge-spec {params.spec:q} {params.max_rows} --out {output} --threads {threads} > {log} 2>&1"

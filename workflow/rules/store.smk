@@ -3,12 +3,16 @@ rule store:
         manifests=expand("results/runs/{run}/checkpoints.json", run=RUNS),
         stance=[f for run in RUNS for f in stance_files(run)],
         datasets=expand("results/probes/datasets/{dataset}.parquet", dataset=sorted(config["datasets"])),
+        judges=judge_evals(),
     output:
         "results/study.duckdb",
     params:
         fraction=config["drift"]["extremum_fraction"],
+        bootstrap=config["drift"]["bootstrap"],
     log:
         "results/logs/store.log",
     shell:
         "python -m posttrain.store --manifests {input.manifests} --stance {input.stance} --out {output}"
-        " --datasets-stance {input.datasets} --extremum-fraction {params.fraction} > {log} 2>&1"
+        " --datasets-stance {input.datasets} --judge-evals {input.judges} --extremum-fraction {params.fraction}"
+        " --resamples {params.bootstrap[resamples]} --confidence {params.bootstrap[confidence]}"
+        " --seed {params.bootstrap[seed]} > {log} 2>&1"

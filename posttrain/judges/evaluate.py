@@ -1,0 +1,94 @@
+"""Validate a stance judge on the labelled set: macro-F1, per-class recall and precision, the confusion
+matrix, and macro-F1 on hedged answers and per answer length. Prints them; writes them for the database.
+
+    python -m posttrain.judges.evaluate --judge-spec '{"name": ..., "kind": ...}' --split test \
+        --out results/judges/<name>/eval-test.json      (+ predictions-test.parquet beside it)
+    posttrain judge-eval --judge <name> [--split test]  (the same, from config/config.yaml)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from posttrain.config import load_spec
+from posttrain.io import write_json, write_parquet
+from posttrain.judges import STANCES, JudgeError, build, labelled
+from posttrain.judges.run import judge_items
+
+
+def metrics(truth: list[str], p: pd.DataFrame) -> dict:
+    """Scores of argmax verdicts against the true labels (`p` has p_support, p_neutral, p_oppose)."""
+    predicted = p[[f"p_{s}" for s in STANCES]].to_numpy().argmax(axis=1)
+    predicted = [STANCES[i] for i in predicted]
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=STANCES,
+                                                                     zero_division=0)
+    return {
+        "n": len(truth),
+        "macro_f1": float(f1_score(truth, predicted, labels=STANCES, average="macro", zero_division=0)),
+        "accuracy": sum(t == q for t, q in zip(truth, predicted)) / len(truth),
+        "per_class": {s: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                          "n": int(support[i])} for i, s in enumerate(STANCES)},
+        "confusion": {"labels": list(STANCES),  # rows: true stance, columns: judged stance
+                      "matrix": confusion_matrix(truth, predicted, labels=STANCES).tolist()},
+    }
+
+
+def evaluate(spec: dict, split: str, progress: bool = True) -> tuple[dict, pd.DataFrame]:
+    rows = labelled.load(spec.get("labelled_set", "stance-labelled-v1"), (split,))
+    judge = build(spec, progress)
+    verdicts = pd.DataFrame(judge_items(judge, rows))
+    frame = pd.concat([pd.DataFrame(rows).drop(columns=["question", "response"]), verdicts], axis=1)
+    frame.insert(0, "judge", spec["name"])
+    frame["predicted"] = [STANCES[i] for i in frame[[f"p_{s}" for s in STANCES]].to_numpy().argmax(axis=1)]
+    result = {"judge": spec["name"], "kind": spec["kind"], "split": split, **metrics(frame["stance"].tolist(), frame)}
+    result["macro_f1_hedged"] = metrics(*_part(frame, frame["hedged"]))["macro_f1"] if frame["hedged"].any() else None
+    result["macro_f1_by_length"] = {n: metrics(*_part(frame, frame["length"] == n))["macro_f1"]
+                                    for n in labelled.LENGTHS if (frame["length"] == n).any()}
+    return result, frame
+
+
+def _part(frame: pd.DataFrame, mask) -> tuple[list[str], pd.DataFrame]:
+    return frame.loc[mask, "stance"].tolist(), frame.loc[mask]
+
+
+def report(result: dict) -> str:
+    lines = [(f"judge {result['judge']} ({result['kind']}) on the {result['split']} split, n={result['n']}: "
+              f"macro-F1 {result['macro_f1']:.3f}, accuracy {result['accuracy']:.3f}")]
+    for s, m in result["per_class"].items():
+        lines.append(f"  {s:8s} recall {m['recall']:.3f}  precision {m['precision']:.3f}  f1 {m['f1']:.3f}  n={m['n']}")
+    lines.append("  confusion (rows true, columns judged: " + ", ".join(STANCES) + ")")
+    lines += [f"  {s:8s} " + " ".join(f"{v:4d}" for v in row)
+              for s, row in zip(STANCES, result["confusion"]["matrix"])]
+    if result["macro_f1_hedged"] is not None:
+        lines.append(f"  macro-F1 on hedged answers {result['macro_f1_hedged']:.3f}; by length "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in result["macro_f1_by_length"].items()))
+    return "\n".join(lines)
+
+
+def write(result: dict, frame: pd.DataFrame, out: str | Path) -> None:
+    out = Path(out)
+    write_parquet(out.with_name(f"predictions-{result['split']}.parquet"), frame)
+    write_json(out, result)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--judge-spec", required=True)
+    parser.add_argument("--split", choices=labelled.SPLITS, default="test")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        result, frame = evaluate(load_spec(args.judge_spec), args.split)
+    except (JudgeError, labelled.LabelledSetError) as e:
+        sys.exit(f"error: {e}")
+    write(result, frame, args.out)
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()
