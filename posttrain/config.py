@@ -120,7 +120,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config error at probes.judge: {config['probes']['judge']!r} is not defined under judges "
                           f"(defined: {', '.join(sorted(config['judges']))})")
     for name, judge in config["judges"].items():
-        if judge["kind"] == "lm" and judge["model"] not in config["models"]:
+        if judge["kind"] in ("lm", "lm_head") and judge["model"] not in config["models"]:
             raise ConfigError(f"config error at judges.{name}.model: {judge['model']!r} is not defined under models")
     evaluated = config["probes"]["judge_eval"].setdefault("judges", sorted(config["judges"]))
     for name in evaluated:

@@ -61,7 +61,7 @@ def _check_path(spec: dict) -> Path:
 
 def load_tokenizer(spec: dict) -> PreTrainedTokenizerBase:
     if "tiny" in spec:
-        tok = tiny.build_tokenizer(spec["tiny"].get("vocab_size", 1024))
+        tok = tiny.build_tokenizer(spec["tiny"].get("vocab_size", 1024), spec["tiny"]["family"])
     elif "gguf" in spec:
         folder, name = gguf_location(spec)
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)

@@ -18,6 +18,13 @@ CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+# Qwen3's own template writes an empty thinking block when thinking is switched off; the tiny Qwen3 does the
+# same, so the probes' fixed "thinking off" setting is exercised by the tests.
+QWEN3_CHATML = CHATML.replace(
+    "<|im_start|>assistant\n{% endif %}",
+    "<|im_start|>assistant\n{% if enable_thinking is defined and enable_thinking is false %}"
+    "<think>\n\n</think>\n\n{% endif %}{% endif %}",
+)
 # Words the value probe reads must exist as whole tokens even in a small vocabulary.
 SEED_TEXT = "support neutral oppose Support Neutral Oppose SUPPORT NEUTRAL OPPOSE " * 50
 
@@ -29,7 +36,7 @@ def _corpus() -> list[str]:
     return [SEED_TEXT] + [line for f in files for line in f.read_text().splitlines()]
 
 
-def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+def build_tokenizer(vocab_size: int = 1024, family: str = "llama") -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -45,7 +52,7 @@ def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        chat_template=CHATML,
+        chat_template=QWEN3_CHATML if family == "qwen3" else CHATML,
     )
 
 

@@ -45,7 +45,15 @@ TINY_CONFIG = {
         "ppo-support": {**PREF, "algorithm": "ppo", "dataset": "gap-support", "reward_model": "rm-support",
                         "response_length": 8, "training": dict(TRAINING)},
     },
-    "probes": {"values": {"max_prompts_per_topic": 3, "batch_size": 8}, "judge": {"max_rows": 8}},
+    "judges": {"tiny-head": {"kind": "lm_head", "model": "tiny-llama"}, "tiny-lm": {"kind": "lm", "model": "tiny-llama"},
+               "minilm-stance": {"kind": "embedding"}},
+    "probes": {
+        "values": {"max_prompts_per_topic": 3, "batch_size": 8, "modes": ["forced_choice", "generation"],
+                   "generation": {"samples": 2, "max_new_tokens": 8, "batch_size": 16, "max_prompts_per_topic": 1}},
+        "judge": "tiny-head",
+        "datasets": {"max_rows": 8},
+    },
+    "drift": {"bootstrap": {"resamples": 200}},
 }
 
 

@@ -44,15 +44,25 @@ def test_every_checkpoint_is_probed_and_stored(study):
     with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
         runs = con.sql("SELECT run, stage, model, dataset FROM runs ORDER BY run").df()
         checkpoints = con.sql("SELECT run, step FROM checkpoints ORDER BY run, step").df()
-        counts = con.sql("SELECT run, step, count(*) AS n FROM stance_samples GROUP BY ALL").df()
+        counts = con.sql("SELECT run, step, mode, count(*) AS n FROM stance_samples GROUP BY ALL").df()
+        generated = con.sql("SELECT * FROM stance_samples WHERE mode = 'generation'").df()
     assert runs.run.tolist() == sorted([*config["sft"], *config["pref"]])
     for run, spec in {**config["sft"], **config["pref"]}.items():
         steps = checkpoint_steps(spec["checkpoints"], spec["max_steps"])
         assert checkpoints[checkpoints.run == run].step.tolist() == steps
         assert 0 in steps
-        assert sorted(counts[counts.run == run].step) == steps
-        assert set(counts[counts.run == run].n) == {11 * 3}  # 11 topics x max_prompts_per_topic
-    assert (workdir / "results" / "plots" / "stance-sft-llama.png").stat().st_size > 10_000
+        for mode, n in (("forced_choice", 11 * 3), ("generation", 11 * 1 * 2)):  # topics x prompts (x samples)
+            mine = counts[(counts.run == run) & (counts["mode"] == mode)]
+            assert sorted(mine.step) == steps and set(mine.n) == {n}, (run, mode)
+    assert generated.response.notna().all() and generated.seed.notna().all()
+    assert (generated.judge == "tiny-head").all() and (generated.n_tokens <= 8).all()
+    assert set(generated[generated.run == "sft-qwen3"].template) == {"chat/thinking-off"}
+    sums = generated[["p_support", "p_neutral", "p_oppose"]].sum(axis=1)
+    assert sums.to_numpy() == pytest.approx(1.0)
+    # the same prompt and sample at two checkpoints of a run share a seed
+    assert generated.groupby(["run", "prompt_id", "sample_id"]).seed.nunique().eq(1).all()
+    for plot in ("stance-sft-llama", "drift-heatmap", "stance-shares"):
+        assert (workdir / "results" / "plots" / f"{plot}.png").stat().st_size > 10_000
     assert json.loads((workdir / "results" / "reward" / "rm-support" / "metrics.json").read_text())["heldout_pairs"]
 
 
@@ -70,7 +80,29 @@ def test_preference_runs_start_from_their_parent_and_data_stance_is_stored(study
         assert start_rows.drop(columns=["run", "step"]).equals(parent_rows.drop(columns=["run", "step"]))
     assert gap.dataset.tolist() == ["gap-oppose", "gap-support"]
     assert set(sides.dataset) == set(config["datasets"])
-    assert (sides[sides.dataset == "gap-support"].n == 8).all()  # probes.judge.max_rows pairs, both sides
+    assert (sides[sides.dataset == "gap-support"].n == 8).all()  # probes.datasets.max_rows pairs, both sides
+
+
+def test_judges_are_validated_and_intervals_and_agreement_are_stored(study):
+    workdir, config = study
+    with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
+        f1 = dict(con.execute("SELECT judge, value FROM judge_eval WHERE metric = 'macro_f1'").fetchall())
+        confusion = con.sql("SELECT * FROM judge_confusion").df()
+        curve = con.sql("SELECT * FROM stance_curve").df()
+        drift = con.sql("SELECT * FROM drift").df()
+        agreement = con.sql("SELECT * FROM probe_agreement").df()
+    assert set(f1) == {"minilm-stance", "tiny-lm", "tiny-head"}
+    assert f1["minilm-stance"] > f1["tiny-lm"]  # a trained head on real embeddings beats a random LM's verdict
+    assert confusion.n.sum() == 3 * 99  # every judge, every test response
+    assert curve.lo.notna().all() and (curve.lo <= curve.value + 1e-12).all() and (curve.value <= curve.hi + 1e-12).all()
+    moved = drift[drift.max_abs_change > 0]
+    assert moved.magnitude_lo.notna().all() and (moved.magnitude_lo <= moved.magnitude_hi).all()
+    assert moved.drift_time_settled.between(0, 1).all()
+    assert (moved.drift_time_settled >= moved.drift_time - 1e-12).all()  # settling never precedes reaching
+    n_checkpoints = sum(len(checkpoint_steps(s["checkpoints"], s["max_steps"]))
+                        for s in [*config["sft"].values(), *config["pref"].values()])
+    assert len(agreement) == n_checkpoints * 3  # every probed checkpoint x stance
+    assert (agreement.n_topics == 11).all()
 
 
 def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
@@ -82,7 +114,7 @@ def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
         got = con.sql("SELECT run, topic, mode, stance, magnitude, drift_time FROM drift").df()
         by_topic = con.sql("SELECT run, step, topic, p_neutral FROM stance_by_topic").df()
     got = got.set_index(["run", "topic", "mode", "stance"]).sort_index()
-    assert len(got) == len(want) == 5 * 11 * 3  # runs x topics x stances
+    assert len(got) == len(want) == 5 * 11 * 3 * 2  # runs x topics x stances x probe modes
     assert got.magnitude.tolist() == pytest.approx(want.magnitude.tolist(), abs=1e-12)
     assert got.drift_time.fillna(-1).tolist() == pytest.approx(want.drift_time.fillna(-1).tolist(), abs=1e-12)
     mean = samples.groupby(["run", "step", "topic"]).p_neutral.mean()
@@ -127,4 +159,4 @@ def test_readme_queries_work_and_query_command_prints(study, monkeypatch, capsys
         for q in queries:
             assert len(con.sql(q.replace("sft-valuemix", "sft-llama")).df()) > 0, q
     cli(["query", "SELECT count(*) AS n FROM drift", "--db", db])
-    assert capsys.readouterr().out.split() == ["n", str(5 * 11 * 3)]
+    assert capsys.readouterr().out.split() == ["n", str(5 * 11 * 3 * 2)]

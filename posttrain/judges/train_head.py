@@ -1,8 +1,10 @@
-"""Fit the embedding judge's head on the labelled set: train split to fit, dev split to choose the
-regularisation C, then refit on train + dev with that C. The test split is never seen here.
+"""Fit a feature judge's head (kinds embedding and lm_head) on the labelled set: the train split to fit, the
+dev split to choose the regularisation C, then a refit on train + dev. The test split is never seen here.
 
-    python -m posttrain.judges.train_head --judge-spec '{"name": "minilm-stance", ...}' \
-        --out results/judges/minilm-stance/head.json
+    python -m posttrain.judges.train_head --judge-spec '{"name": "smollm2-head", "kind": "lm_head", ...}' \
+        --out results/judges/smollm2-head/head.json
+
+An lm_head judge whose model is a GGUF file also gets its dequantised copy written to `model/` beside the head.
 """
 
 from __future__ import annotations
@@ -10,49 +12,45 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-
-import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
-from sklearn.preprocessing import StandardScaler
+from pathlib import Path
 
 from posttrain.config import load_spec
-from posttrain.io import write_json
-from posttrain.judges import STANCES, JudgeError, labelled
-from posttrain.judges.embedding import DEFAULT_ENCODER, features, load_encoder
-
-C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-
-
-def _fit(x: np.ndarray, y: list[str], c: float) -> tuple[StandardScaler, LogisticRegression]:
-    scaler = StandardScaler().fit(x)
-    model = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x), y)
-    return scaler, model
+from posttrain.io import atomic_dir, write_json
+from posttrain.judges import JudgeError, head, labelled, templates
+from posttrain.judges import embedding as embedding_judge
+from posttrain.judges import lm_head as lm_head_judge
 
 
-def train(spec: dict, encoder=None) -> dict:
+def train(spec: dict, encoder=None, model_dir: Path | None = None) -> dict:
+    """The head of judge `spec` as a JSON-able dict. `model_dir`: where an lm_head judge keeps its GGUF
+    model dequantised (nothing is written when None)."""
     name = spec.get("labelled_set", "stance-labelled-v1")
     rows = labelled.load(name)
-    recipe = spec.get("features", "pair+cross")
-    encoder = encoder or load_encoder(spec.get("encoder", DEFAULT_ENCODER))
     split = {s: [r for r in rows if r["split"] == s] for s in ("train", "dev")}
-    x = {s: features(encoder, split[s], recipe) for s in split}
     y = {s: [r["stance"] for r in split[s]] for s in split}
-    dev_f1 = {}
-    for c in spec.get("C_grid", C_GRID):
-        scaler, model = _fit(x["train"], y["train"], c)
-        dev_f1[c] = f1_score(y["dev"], model.predict(scaler.transform(x["dev"])), average="macro", labels=STANCES)
-    best = max(dev_f1, key=lambda c: (round(dev_f1[c], 6), -c))  # ties: the stronger regularisation
-    scaler, model = _fit(np.vstack([x["train"], x["dev"]]), y["train"] + y["dev"], best)
-    return {
-        "features": recipe, "encoder": spec.get("encoder", DEFAULT_ENCODER), "C": best,
-        "dev_macro_f1_by_C": {str(c): f for c, f in dev_f1.items()},
-        "labelled_set": name,
-        "labelled_sha256": hashlib.sha256(labelled.path_of(name).read_bytes()).hexdigest(),
-        "n_fit": len(y["train"]) + len(y["dev"]),
-        "classes": list(model.classes_), "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
-        "coef": model.coef_.tolist(), "intercept": model.intercept_.tolist(),
-    }
+    if spec["kind"] == "embedding":
+        recipe = spec.get("features", "pair+cross")
+        encoder = encoder or embedding_judge.load_encoder(spec.get("encoder", embedding_judge.DEFAULT_ENCODER))
+        x = {s: embedding_judge.features(encoder, split[s], recipe) for s in split}
+        about = {"features": recipe, "encoder": spec.get("encoder", embedding_judge.DEFAULT_ENCODER)}
+    elif spec["kind"] == "lm_head":
+        model, tokenizer = lm_head_judge.load_judge_model(spec)
+        template = templates.load(spec.get("template", "stance-judge-v1"))
+        band = lm_head_judge.layer_band(model, spec.get("layers"))
+        if model_dir is not None and "gguf" in spec["model_spec"]:
+            with atomic_dir(model_dir) as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+        lm_head_judge.truncate(model, band)  # after saving: the snapshot keeps every layer
+        x = {s: lm_head_judge.features(model, tokenizer, template, split[s], band, spec.get("batch_size", 16))
+             for s in split}
+        about = {"features": "lm_hidden_state", "template": template["name"], "layers": list(band),
+                 "model": spec["model_spec"]}
+    else:
+        raise JudgeError(f"judge {spec['name']!r} of kind {spec['kind']!r} has no head to fit")
+    fitted = head.fit(x["train"], y["train"], x["dev"], y["dev"], spec.get("C_grid", head.C_GRID))
+    return {**about, **fitted, "labelled_set": name,
+            "labelled_sha256": hashlib.sha256(labelled.path_of(name).read_bytes()).hexdigest()}
 
 
 def main(argv=None) -> None:
@@ -61,13 +59,13 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     try:
-        head = train(load_spec(args.judge_spec))
-    except (JudgeError, labelled.LabelledSetError) as e:
+        fitted = train(load_spec(args.judge_spec), model_dir=Path(args.out).with_name("model"))
+    except (JudgeError, labelled.LabelledSetError, ValueError) as e:
         sys.exit(f"error: {e}")
-    write_json(args.out, head)
-    scores = ", ".join(f"C={c}: {f:.3f}" for c, f in head["dev_macro_f1_by_C"].items())
-    print(f"head fitted on {head['n_fit']} responses ({head['features']}); dev macro-F1 {scores}; "
-          f"chose C={head['C']} -> {args.out}")
+    write_json(args.out, fitted)
+    scores = ", ".join(f"C={c}: {f:.3f}" for c, f in fitted["dev_macro_f1_by_C"].items())
+    print(f"head fitted on {fitted['n_fit']} responses ({fitted['features']}); dev macro-F1 {scores}; "
+          f"chose C={fitted['C']} -> {args.out}")
 
 
 if __name__ == "__main__":
