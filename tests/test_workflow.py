@@ -112,14 +112,14 @@ def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
     want = hand_drift(samples, 0.95).set_index(["run", "topic", "mode", "stance"]).sort_index()
     with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
         got = con.sql("SELECT run, topic, mode, stance, magnitude, drift_time FROM drift").df()
-        by_topic = con.sql("SELECT run, step, topic, p_neutral FROM stance_by_topic").df()
+        by_topic = con.sql("SELECT run, step, topic, mode, p_neutral FROM stance_by_topic").df()
     got = got.set_index(["run", "topic", "mode", "stance"]).sort_index()
     assert len(got) == len(want) == 5 * 11 * 3 * 2  # runs x topics x stances x probe modes
     assert got.magnitude.tolist() == pytest.approx(want.magnitude.tolist(), abs=1e-12)
     assert got.drift_time.fillna(-1).tolist() == pytest.approx(want.drift_time.fillna(-1).tolist(), abs=1e-12)
-    mean = samples.groupby(["run", "step", "topic"]).p_neutral.mean()
+    mean = samples.groupby(["run", "step", "topic", "mode"]).p_neutral.mean()
     for row in by_topic.itertuples():
-        assert row.p_neutral == pytest.approx(mean[(row.run, row.step, row.topic)], abs=1e-12)
+        assert row.p_neutral == pytest.approx(mean[(row.run, row.step, row.topic, row.mode)], abs=1e-12)
 
 
 def test_rerun_is_a_no_op_and_config_change_reruns_only_its_run(study):
