@@ -13,6 +13,7 @@ include: "workflow/rules/reward.smk"
 include: "workflow/rules/pref.smk"
 include: "workflow/rules/judges.smk"
 include: "workflow/rules/probes.smk"
+include: "workflow/rules/complexity.smk"
 include: "workflow/rules/store.smk"
 include: "workflow/rules/plots.smk"
 
@@ -25,3 +26,5 @@ rule all:
         ["results/plots/pref-drift.png"] if PREF_RUNS else [],
         "results/plots/drift-heatmap.png",
         "results/plots/stance-shares.png",
+        expand("results/plots/pareto-{run}.png", run=RUNS) if COMPLEXITY else [],
+        ["results/plots/task-complexity.png"] if COMPLEXITY else [],

@@ -54,6 +54,12 @@ TINY_CONFIG = {
         "datasets": {"max_rows": 8},
     },
     "drift": {"bootstrap": {"resamples": 200}},
+    "complexity": {
+        "tasks": {"arithmetic": {"n_test": 4, "n_train": 16}},
+        "estimators": {"zero_shot": {}, "prompting": {"icl_k": [1]}, "prequential": {"max_examples": 16},
+                       "weight_delta": {"bits": [4]}},
+        "batch_size": 4,
+    },
 }
 
 

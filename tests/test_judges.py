@@ -91,3 +91,18 @@ def test_embedding_judge_is_fitted_and_validated(tmp_path):
     assert result["macro_f1"] > 0.45  # well above chance (1/3), well below the default judge: README
     for v in build({**spec, "head": str(tmp_path / "head.json")}, progress=False)(ITEMS):
         assert sum(v[f"p_{s}"] for s in ("support", "neutral", "oppose")) == pytest.approx(1.0)
+
+
+def test_judge_eval_command_prints_and_writes_the_scores(tmp_path, capsys, tiny_config):
+    from conftest import write_config
+
+    from posttrain.cli import main as cli
+
+    config = write_config(tmp_path / "tiny.yaml", tiny_config)
+    cli(["judge-eval", "--config", str(config), "--judge", "tiny-head", "--results", str(tmp_path / "results")])
+    out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "results" / "judges" / "tiny-head" / "eval-test.json").read_text())
+    assert f"macro-F1 {saved['macro_f1']:.3f}" in out and "confusion (rows true" in out
+    assert (tmp_path / "results" / "judges" / "tiny-head" / "head.json").is_file()  # fitted on the way
+    with pytest.raises(SystemExit, match="judge 'gpt-9' is not defined under judges"):
+        cli(["judge-eval", "--config", str(config), "--judge", "gpt-9"])

@@ -160,3 +160,25 @@ def test_readme_queries_work_and_query_command_prints(study, monkeypatch, capsys
             assert len(con.sql(q.replace("sft-valuemix", "sft-llama")).df()) > 0, q
     cli(["query", "SELECT count(*) AS n FROM drift", "--db", db])
     assert capsys.readouterr().out.split() == ["n", str(5 * 11 * 3 * 2)]
+
+
+def test_every_checkpoint_gets_complexity_points_and_views(study):
+    workdir, config = study
+    with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
+        points = con.sql("SELECT * FROM complexity_points").df()
+        frontier = con.sql("SELECT * FROM complexity_frontier").df()
+        complexity = con.sql("SELECT * FROM task_complexity").df()
+    for run, spec in {**config["sft"], **config["pref"]}.items():
+        steps = checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+        mine = points[points.run == run]
+        assert sorted(mine.step.unique()) == steps
+        # zero-shot, instruction, icl k=1, prequential N=8 and 16, weight delta vs each reference at 4 bits
+        n_refs = 2 if run in config["pref"] else 1
+        assert set(mine.groupby("step").size()) == {5 + n_refs}, run
+    assert set(points.family) == {"inference", "data", "parametric"}
+    assert len(complexity) == len(points.groupby(["run", "step", "task"]))
+    first_best = points[points.step == 0].groupby("run").score.max()
+    assert (complexity.set_index("run").delta.groupby("run").first() == first_best).all()
+    assert set(frontier.groupby(["run", "step"]).size().index) == set(points.groupby(["run", "step"]).size().index)
+    for plot in ("pareto-sft-llama", "task-complexity"):
+        assert (workdir / "results" / "plots" / f"{plot}.png").stat().st_size > 10_000

@@ -8,6 +8,10 @@
         topic x run heatmap of drift magnitude, one panel per stance (and probe mode)
     python -m posttrain.plots --db results/study.duckdb --shares --out results/plots/stance-shares.png
         stacked stance shares at the first and last checkpoint of every run (mean over topics)
+    python -m posttrain.plots --db results/study.duckdb --pareto RUN --out results/plots/pareto-RUN.png
+        task complexity: program length (log bits) vs score at every checkpoint of a run, with the frontiers
+    python -m posttrain.plots --db results/study.duckdb --task-complexity --out results/plots/task-complexity.png
+        C(T, delta) vs training step for every run
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from posttrain.io import atomic_path
+from posttrain.plots import complexity
 
 PALETTE = {"support": "tab:green", "neutral": "tab:gray", "oppose": "tab:red"}
 
@@ -59,7 +64,7 @@ def stance_curves(db: str, run: str, out: str) -> None:
     grid.set(ylim=(0, 1), xscale="symlog", xlim=(0, frame["step"].max() * 1.1), ylabel="p(stance)", xlabel="step")
     grid.set_titles("{col_name}")
     handles, labels = grid.axes.flat[0].get_legend_handles_labels()
-    grid.figure.legend(handles, labels, loc="upper right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    grid.figure.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, frameon=False)
     confidence = _query(db, "SELECT any_value(confidence) FROM drift_ci WHERE run = ?", [run]).iloc[0, 0]
     grid.figure.suptitle(f"{run}: stance by topic over training (bands: {confidence:.0%} bootstrap intervals; "
                          "dashed: generation + judge)", y=1.02)
@@ -145,6 +150,8 @@ def main(argv=None) -> None:
     which.add_argument("--compare", action="store_true", help="compare the preference runs")
     which.add_argument("--heatmap", action="store_true", help="topic x run heatmap of drift magnitude")
     which.add_argument("--shares", action="store_true", help="stance shares at the first and last checkpoints")
+    which.add_argument("--pareto", metavar="RUN", help="complexity Pareto curves of this run's checkpoints")
+    which.add_argument("--task-complexity", action="store_true", help="C(T, delta) vs step for every run")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.compare:
@@ -153,6 +160,10 @@ def main(argv=None) -> None:
         drift_heatmap(args.db, args.out)
     elif args.shares:
         stance_shares(args.db, args.out)
+    elif args.pareto:
+        complexity.pareto(lambda sql, params=(): _query(args.db, sql, params), _save, args.pareto, args.out)
+    elif args.task_complexity:
+        complexity.task_complexity(lambda sql, params=(): _query(args.db, sql, params), _save, args.out)
     else:
         stance_curves(args.db, args.run, args.out)
 

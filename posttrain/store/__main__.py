@@ -24,6 +24,15 @@ from posttrain.store.bootstrap import intervals
 VIEWS = Path(__file__).with_name("views.sql")
 DATASET_VIEWS = Path(__file__).with_name("dataset_views.sql")
 JUDGE_VIEWS = Path(__file__).with_name("judge_views.sql")
+COMPLEXITY_VIEWS = Path(__file__).with_name("complexity_views.sql")
+
+
+def delta_sql(deltas: dict[str, float]) -> str:
+    """A SQL relation (task, delta) of the configured δ values (an empty one when none are set)."""
+    if not deltas:
+        return "SELECT NULL::VARCHAR AS task, NULL::DOUBLE AS delta WHERE false"
+    rows = ", ".join(f"('{task.replace(chr(39), chr(39) * 2)}', {float(d)!r})" for task, d in sorted(deltas.items()))
+    return f"SELECT * FROM (VALUES {rows}) AS t(task, delta)"
 
 
 def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,7 +64,8 @@ def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
 
 def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum_fraction: float = 0.95,
           datasets_stance: list[str] = (), judge_evals: list[str] = (), resamples: int = 1000,
-          confidence: float = 0.95, seed: int = 0) -> None:
+          confidence: float = 0.95, seed: int = 0, complexity: list[str] = (),
+          deltas: dict[str, float] | None = None) -> None:
     runs, checkpoints = _runs_and_checkpoints(manifests)
     with atomic_path(db_path, suffix=".duckdb") as tmp:
         tmp.unlink()  # duckdb wants to create the file itself
@@ -80,6 +90,10 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
             con.execute("CREATE TABLE judge_predictions AS SELECT * FROM read_parquet($files, union_by_name = true)",
                         {"files": predictions})
             con.execute(JUDGE_VIEWS.read_text())
+        if complexity:
+            con.execute("CREATE TABLE complexity_points AS SELECT * FROM read_parquet($files, union_by_name = true) "
+                        "ORDER BY run, step, task, bits", {"files": [str(f) for f in complexity]})
+            con.execute(COMPLEXITY_VIEWS.read_text().format(delta_sql=delta_sql(deltas or {})))
         if datasets_stance:
             con.execute("CREATE TABLE datasets_stance AS SELECT * FROM read_parquet($files, union_by_name = true) "
                         "ORDER BY dataset, row, side", {"files": [str(f) for f in datasets_stance]})
@@ -99,9 +113,11 @@ def main(argv=None) -> None:
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--complexity", nargs="*", default=[], help="complexity-probe Parquet files")
+    parser.add_argument("--deltas", default="{}", help='per-task δ for task_complexity, JSON: {"arithmetic": 0.5}')
     args = parser.parse_args(argv)
     build(args.out, args.manifests, args.stance, args.extremum_fraction, args.datasets_stance, args.judge_evals,
-          args.resamples, args.confidence, args.seed)
+          args.resamples, args.confidence, args.seed, args.complexity, json.loads(args.deltas))
     with duckdb.connect(args.out, read_only=True) as con:
         n = con.execute("SELECT count(*) FROM stance_samples").fetchone()[0]
     print(f"built {args.out}: {len(args.manifests)} runs, {n} stance rows")

@@ -83,3 +83,12 @@ def judge_evals():
 
 def stance_files(run):
     return expand("results/probes/values/{run}/step-{step}.parquet", run=run, step=STEPS[run])
+
+
+COMPLEXITY = bool(config["complexity"]["tasks"])
+
+
+def complexity_files(run):
+    if not COMPLEXITY:
+        return []
+    return expand("results/complexity/{run}/step-{step}.parquet", run=run, step=STEPS[run])

@@ -40,3 +40,25 @@ rule stance_shares:
         "results/logs/plots/stance-shares.log",
     shell:
         "python -m posttrain.plots --db {input} --shares --out {output} > {log} 2>&1"
+
+
+rule pareto_plot:
+    input:
+        "results/study.duckdb",
+    output:
+        "results/plots/pareto-{run}.png",
+    log:
+        "results/logs/plots/pareto-{run}.log",
+    shell:
+        "python -m posttrain.plots --db {input} --pareto {wildcards.run} --out {output} > {log} 2>&1"
+
+
+rule task_complexity_plot:
+    input:
+        "results/study.duckdb",
+    output:
+        "results/plots/task-complexity.png",
+    log:
+        "results/logs/plots/task-complexity.log",
+    shell:
+        "python -m posttrain.plots --db {input} --task-complexity --out {output} > {log} 2>&1"

@@ -1,0 +1,82 @@
+"""Task-complexity probe at one checkpoint -> one Parquet file of (task, estimator, setting, bits, score) rows.
+
+    python -m posttrain.complexity --manifest results/runs/<run>/checkpoints.json --step N --spec SPEC \
+        [--reference run_start=DIR] [--reference base=DIR] --out results/complexity/<run>/step-N.parquet
+
+SPEC is the config's `complexity` section: tasks (name -> settings) and estimators (name -> settings).
+Estimators run in this order on the loaded checkpoint; each leaves the weights as it found them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from posttrain.checkpointing import checkpoint_path
+from posttrain.complexity import tasks
+from posttrain.complexity.estimators import prequential, prompting, weight_delta, zero_shot
+from posttrain.config import load_spec
+from posttrain.io import write_parquet
+from posttrain.models import ModelNotFoundError, load_checkpoint
+
+FAMILY = {"zero_shot": "inference", "instruction": "inference", "icl": "inference", "prequential": "data",
+          "weight_delta": "parametric"}
+COLUMNS = ["run", "step", "task", "estimator", "family", "setting", "bits", "payload_bits", "driver_bits", "score"]
+
+
+def measure(model, tokenizer, spec: dict, run: str, step: int, references: dict) -> pd.DataFrame:
+    rows = []
+    estimators = spec.get("estimators", {})
+    for name, settings in spec["tasks"].items():
+        task = tasks.load(name, settings)
+        common = {"batch_size": spec.get("batch_size", 16)}
+        out = []
+        if "zero_shot" in estimators:
+            out += zero_shot.run(model, tokenizer, task, {**common, **estimators["zero_shot"]})
+        if "prompting" in estimators:
+            out += prompting.run(model, tokenizer, task, {**common, **estimators["prompting"]})
+        if "weight_delta" in estimators and references:
+            refs = {k: v for k, v in references.items() if k in estimators["weight_delta"].get("references", references)}
+            out += weight_delta.run(model, tokenizer, task, {**common, **estimators["weight_delta"]}, refs)
+        if "prequential" in estimators:
+            out += prequential.run(model, tokenizer, task, {**common, **estimators["prequential"]})
+        rows += [{"run": run, "step": step, "task": name, "family": FAMILY[r["estimator"]], **r} for r in out]
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "bits": "float64", "score": "float64"})
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--step", type=int, required=True)
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--reference", action="append", default=[], metavar="NAME=DIR",
+                        help="weights the delta is taken against (the run's start, the base model)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        spec = load_spec(args.spec)
+        run = json.loads(Path(args.manifest).read_text())["run"]
+        model, tokenizer = load_checkpoint(checkpoint_path(args.manifest, args.step))
+        references = {}
+        for item in args.reference:
+            name, _, path = item.partition("=")
+            references[name] = {n: p.detach().clone() for n, p in load_checkpoint(path)[0].named_parameters()}
+        start = time.perf_counter()
+        frame = measure(model, tokenizer, spec, run, args.step, references)
+    except (ValueError, ModelNotFoundError, tasks.TaskError) as e:
+        sys.exit(f"error: {e}")
+    write_parquet(args.out, frame)
+    print(f"{run} step {args.step}: {len(frame)} complexity points in {time.perf_counter() - start:.1f}s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Weight delta: the checkpoint as (reference weights + delta). The delta is quantised per tensor to b bits
+(symmetric, one float32 scale per tensor) and zstd-compressed; the score is that of the rebuilt model."""
+
+import numpy as np
+import torch
+import zstandard
+
+from posttrain.complexity import scoring
+from posttrain.complexity.estimators import driver_bits
+
+
+def quantise(delta, b):
+    scale = float(delta.abs().max()) / (2 ** (b - 1) - 1) or 1.0
+    return torch.round(delta / scale).to(torch.int8 if b <= 8 else torch.int16), scale
+
+
+def run(model, tokenizer, task, settings, references):
+    params = dict(model.named_parameters())
+    own = {n: p.detach().clone() for n, p in params.items()}
+    driver, rows = driver_bits(__file__), []
+    try:
+        for ref_name, ref in references.items():
+            for b in settings.get("bits", [2, 4, 8]):
+                parts, rebuilt = [], {}
+                for n, w in own.items():
+                    q, scale = quantise(w.float() - ref[n].float(), b)
+                    parts += [np.float32(scale).tobytes(), q.numpy().tobytes()]
+                    rebuilt[n] = (ref[n].float() + q.float() * scale).to(w.dtype)
+                payload = len(zstandard.ZstdCompressor(level=10).compress(b"".join(parts))) * 8
+                with torch.no_grad():
+                    for n, p in params.items():
+                        p.copy_(rebuilt[n])
+                rows.append({"estimator": "weight_delta", "setting": f"ref={ref_name},bits={b}",
+                             "bits": driver + payload, "payload_bits": float(payload), "driver_bits": driver,
+                             "score": scoring.score(model, tokenizer, task, "", settings.get("batch_size", 16))})
+    finally:
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(own[n])
+    return rows

@@ -1,0 +1,75 @@
+"""The reference work's tasks, loaded from the hub on a cluster (weights and data in the HF cache).
+
+gsm8k         train: openai/gsm8k main train; test: main test; exact match of the final number
+flores-en-fr  train: the dev split; test: devtest (facebook/flores eng_Latn-fra_Latn); corpus BLEU / 100
+ifeval        test: google/IFEval prompts whose instructions posttrain.complexity.tasks.ifeval can check;
+              train: none shipped (in-context and prequential programs need `train_jsonl`); loose accuracy
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from posttrain.complexity.tasks import Task, TaskError
+
+
+def _hub(name: str, subset: str | None, split: str, settings: dict):
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(name, subset, split=split)
+    except Exception as e:  # noqa: BLE001 - offline, not cached, gated, renamed: all end here, named
+        raise TaskError(f"complexity task data {name} ({subset}, {split}) could not be loaded: {e}") from None
+
+
+def _final_number(text: str) -> str | None:
+    numbers = re.findall(r"-?\d[\d,]*\.?\d*", text)
+    return numbers[-1].replace(",", "").rstrip(".") if numbers else None
+
+
+def gsm8k(settings: dict) -> Task:
+    def rows(split, n):
+        data = _hub("openai/gsm8k", "main", split, settings)
+        return [{"input": r["question"], "target": r["answer"].split("####")[-1].strip().replace(",", "")}
+                for r in data.select(range(min(n, len(data))))]
+
+    def score(predictions, examples):
+        return sum(_final_number(p.split("Question:")[0]) == e["target"]
+                   for p, e in zip(predictions, examples)) / len(examples)
+
+    return Task("gsm8k", "Solve the math problem. End with the final number.\n\n",
+                rows("train", settings.get("n_train", 1024)), rows("test", settings.get("n_test", 1319)),
+                score, max_new_tokens=settings.get("max_new_tokens", 256))
+
+
+def flores_en_fr(settings: dict) -> Task:
+    import sacrebleu
+
+    def rows(split, n):
+        data = _hub("facebook/flores", "eng_Latn-fra_Latn", split, settings)
+        return [{"input": r["sentence_eng_Latn"], "target": r["sentence_fra_Latn"]}
+                for r in data.select(range(min(n, len(data))))]
+
+    def score(predictions, examples):
+        hyps = [p.strip().splitlines()[0] if p.strip() else "" for p in predictions]
+        return sacrebleu.corpus_bleu(hyps, [[e["target"] for e in examples]]).score / 100
+
+    return Task("flores-en-fr", "Translate the English sentence into French.\n\n",
+                rows("dev", settings.get("n_train", 997)), rows("devtest", settings.get("n_test", 1012)),
+                score, max_new_tokens=settings.get("max_new_tokens", 128))
+
+
+def ifeval(settings: dict) -> Task:
+    from posttrain.complexity.tasks import ifeval_checks
+
+    data = _hub("google/IFEval", None, "train", settings)
+    test = [{"input": r["prompt"], "target": json.dumps({"ids": r["instruction_id_list"], "kwargs": r["kwargs"]})}
+            for r in data if all(i in ifeval_checks.CHECKS for i in r["instruction_id_list"])]
+    train = []
+    if settings.get("train_jsonl"):
+        train = [json.loads(line) for line in Path(settings["train_jsonl"]).read_text().splitlines() if line.strip()]
+    return Task("ifeval", "Follow every instruction in the request exactly.\n\n", train,
+                test[: settings.get("n_test", len(test))], ifeval_checks.loose_accuracy,
+                max_new_tokens=settings.get("max_new_tokens", 512))
