@@ -143,3 +143,39 @@ def test_stance_task_is_scored_by_the_judge(tiny, tmp_path):
         tasks.load("stance", {})
     with pytest.raises(tasks.TaskError, match="unknown complexity task 'mmlu'"):
         tasks.load("mmlu", {})
+
+
+def test_cluster_task_loaders_and_scorers_on_local_rows(monkeypatch):
+    """The hub tasks' row handling and metrics, on rows shaped like the hub's (no network here)."""
+    import json
+
+    from datasets import Dataset
+
+    from posttrain.complexity.tasks import hub
+
+    rows = {
+        ("openai/gsm8k", "train"): [{"question": "1+1?", "answer": "1+1=2\n#### 2"}],
+        ("openai/gsm8k", "test"): [{"question": "2+2?", "answer": "so\n#### 4"},
+                                   {"question": "10*100?", "answer": "#### 1,000"}],
+        ("facebook/flores", "dev"): [{"sentence_eng_Latn": "Hello.", "sentence_fra_Latn": "Bonjour."}],
+        ("facebook/flores", "devtest"): [{"sentence_eng_Latn": "The cat sleeps on the mat.",
+                                          "sentence_fra_Latn": "Le chat dort sur le tapis."}],
+        ("google/IFEval", "train"): [
+            {"prompt": "Write about cats in lowercase.", "instruction_id_list": ["change_case:english_lowercase"],
+             "kwargs": [{}]},
+            {"prompt": "Write 3 words, no commas.", "instruction_id_list": ["punctuation:no_comma",
+             "length_constraints:number_words"], "kwargs": [{}, {"relation": "less than", "num_words": 4}]},
+            {"prompt": "Unsupported.", "instruction_id_list": ["language:response_language"], "kwargs": [{}]}],
+    }
+    monkeypatch.setattr(hub, "_hub", lambda name, subset, split, settings: Dataset.from_list(rows[(name, split)]))
+    gsm = tasks.load("gsm8k", {})
+    assert [e["target"] for e in gsm.test] == ["4", "1000"] and gsm.train[0]["target"] == "2"
+    assert gsm.score(["The answer is 4.", "It is 1,000\nQuestion: next"], gsm.test) == 1.0
+    assert gsm.score(["4 apples, no wait 5", "1000"], gsm.test) == 0.5
+    flores = tasks.load("flores-en-fr", {})
+    assert flores.score(["Le chat dort sur le tapis.\nextra line"], flores.test) == pytest.approx(1.0)
+    assert flores.score(["Un chien."], flores.test) < 0.2
+    ifeval = tasks.load("ifeval", {})
+    assert len(ifeval.test) == 2  # the prompt with an instruction we cannot check is left out
+    assert ifeval.score(["all lowercase here", "one, two"], ifeval.test) == pytest.approx(2 / 3)
+    assert json.loads(ifeval.test[1]["target"])["ids"] == ["punctuation:no_comma", "length_constraints:number_words"]
