@@ -47,5 +47,8 @@ def task_complexity(query, save, out: str) -> None:
     grid = sns.relplot(data=frame, x="step", y="bits", hue="run", col="task", kind="line", marker="o",
                        height=3.6, aspect=1.4, facet_kws={"sharey": False})
     grid.set(yscale="log", xscale="symlog", ylabel="C(T, δ) bits")
-    grid.figure.suptitle("Fewest bits reaching δ (δ: the run's first-checkpoint best unless configured)", y=1.03)
+    for ax in grid.axes.flat:
+        ax.set_xlim(left=0)
+    grid.figure.suptitle("Fewest bits reaching δ (δ: the run's first-checkpoint best unless configured; "
+                         "no point: δ not reached)", y=1.03)
     save(grid.figure, out)
