@@ -34,7 +34,7 @@ COLUMNS = ["run", "step", "topic", "prompt_id", "sample_id", "mode", "response",
 
 def generated(model, tokenizer, spec: dict, run: str, step: int, partial: Path | None, progress: bool
               ) -> pd.DataFrame:
-    """Sample answers, then judge each (the judge is loaded after generation, so both never share memory)."""
+    """Sample answers, then judge each (the judge is loaded only once every answer is generated)."""
     settings = spec["generation"]
     ps = prompt_sets.load(spec["prompt_set"], settings.get("max_prompts_per_topic", spec.get("max_prompts_per_topic")))
     rows = generation.sample(model, tokenizer, ps.prompts, settings, progress)
