@@ -21,15 +21,13 @@ def run(model, tokenizer, task, settings, references):
     try:
         for ref_name, ref in references.items():
             for b in settings.get("bits", [2, 4, 8]):
-                parts, rebuilt = [], {}
-                for n, w in own.items():
-                    q, scale = quantise(w.float() - ref[n].float(), b)
-                    parts += [np.float32(scale).tobytes(), q.numpy().tobytes()]
-                    rebuilt[n] = (ref[n].float() + q.float() * scale).to(w.dtype)
+                parts = []
+                with torch.no_grad():  # rebuild in place, tensor by tensor: no second copy of the model
+                    for n, w in own.items():
+                        q, scale = quantise(w.float() - ref[n].float(), b)
+                        parts += [np.float32(scale).tobytes(), q.numpy().tobytes()]
+                        params[n].copy_(ref[n].float() + q.float() * scale)
                 payload = len(zstandard.ZstdCompressor(level=10).compress(b"".join(parts))) * 8
-                with torch.no_grad():
-                    for n, p in params.items():
-                        p.copy_(rebuilt[n])
                 rows.append({"estimator": "weight_delta", "setting": f"ref={ref_name},bits={b}",
                              "bits": driver + payload, "payload_bits": float(payload), "driver_bits": driver,
                              "score": scoring.score(model, tokenizer, task, "", settings.get("batch_size", 16))})
