@@ -5,6 +5,9 @@
 * Trainer state (`<run>/trainer-state/checkpoint-<N>/`): rolling, resumable (optimizer, scheduler, RNG),
   every `state_every` steps. Not a workflow output, so a failed job's state survives for the rerun.
 A manifest `<run>/checkpoints.json` is written last; it is the workflow's output for the run.
+
+A job stopped by SIGTERM (Slurm's time limit or scancel) saves its trainer state at the end of the current
+step and exits with status 143, so the resubmitted job resumes from that step rather than the last `state_every`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import copy
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
+import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -74,16 +79,62 @@ class LossLog(TrainerCallback):
                 f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
 
 
+class StopOnSignal(TrainerCallback):
+    """On SIGTERM or SIGUSR1 (Slurm: time limit, scancel, `--signal`), finish the current step, save the trainer
+    state and stop; `stopped_by` then names the signal and the entry point exits without a manifest.
+
+    With several processes (DeepSpeed, DDP) the processes may receive the signal a step apart, so the flag is
+    all-reduced at every step end: every process saves at the same step (the save is collective)."""
+
+    def __init__(self, signals=(signal.SIGTERM, signal.SIGUSR1)):
+        self.stopped_by: str | None = None
+        self._received = 0
+        for sig in signals:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self._received = signum
+
+    def on_step_end(self, args, state, control, **kwargs):
+        received = self._received
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([received], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            received = int(flag.item())
+        if received:
+            self.stopped_by = signal.Signals(received).name
+            control.should_save = True
+            control.should_training_stop = True
+
+
+def exit_if_stopped(stopper: StopOnSignal, run_dir: Path, step: int) -> None:
+    """After `trainer.train()`: a signal-stopped run leaves no manifest and exits 143 (128 + SIGTERM)."""
+    if stopper.stopped_by:
+        print(f"stopped by {stopper.stopped_by} after step {step}; trainer state saved under "
+              f"{Path(run_dir) / 'trainer-state'}; rerun the job to resume", flush=True)
+        raise SystemExit(143)
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a launched job (or the only process): the one that writes shared files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def prepare_run_dir(run_dir: str | Path, spec: dict) -> str | None:
     """Set up a run folder; return the trainer-state checkpoint to resume from, if any.
 
     A previous attempt with the same spec is resumed; with a different spec its state, snapshots and log
-    are cleared so nothing stale mixes into the new run.
+    are cleared so nothing stale mixes into the new run. Every process computes the same answer; only the
+    main one changes files.
     """
     run_dir = Path(run_dir)
     state_dir, fingerprint = run_dir / "trainer-state", run_dir / "trainer-state" / "spec.json"
     same = fingerprint.is_file() and json.loads(fingerprint.read_text()) == spec
     resume = get_last_checkpoint(str(state_dir)) if same and state_dir.is_dir() else None
+    if resume:
+        print(f"resuming from {resume}", flush=True)
+    if not is_main_process():
+        return resume
     if not same:
         for stale in (state_dir, run_dir / "checkpoints"):
             shutil.rmtree(stale, ignore_errors=True)

@@ -126,11 +126,37 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     for name in evaluated:
         if name not in config["judges"]:
             raise ConfigError(f"config error at probes.judge_eval.judges: {name!r} is not defined under judges")
+    for name, model in config["models"].items():
+        if model["resources"]["probe"]["deepspeed"] != "none":
+            raise ConfigError(f"config error at models.{name}.resources.probe.deepspeed: probes run one process "
+                              "per job; DeepSpeed applies to training (resources.train) only")
+    for section in ("sft", "pref", "reward_models"):
+        for run, spec in config[section].items():
+            zero = training_resources(config, section, run)["deepspeed"]
+            if zero == "zero3" and spec.get("lora", {}).get("enabled"):
+                raise ConfigError(f"config error at {section}.{run}.lora: LoRA snapshots merge the adapter on one "
+                                  f"process, which ZeRO-3's sharded weights do not allow; use deepspeed zero2")
     for name, d in config["datasets"].items():
         if d["kind"] == "generated_sft" and abs(sum(d["stance_mix"].values()) - 1) > 1e-6:
             total = sum(d["stance_mix"].values())
             raise ConfigError(f"config error at datasets.{name}.stance_mix: shares must sum to 1, got {total}")
     return config
+
+
+def model_spec(config: dict, name: str) -> dict:
+    """What loading model `name` needs: its entry without `resources`, so that asking the scheduler for more
+    time or memory neither reruns finished jobs nor looks like a different run to a resumed one."""
+    return {k: v for k, v in config["models"][name].items() if k != "resources"}
+
+
+def base_model(config: dict, section: str, run: str) -> str:
+    """The models key a run descends from (a preference run or reward model: its SFT run's model)."""
+    spec = config[section][run]
+    return spec["model"] if section == "sft" else config["sft"][spec["from"]["run"]]["model"]
+
+
+def training_resources(config: dict, section: str, run: str) -> dict:
+    return config["models"][base_model(config, section, run)]["resources"]["train"]
 
 
 def load(path: str | Path) -> dict[str, Any]:

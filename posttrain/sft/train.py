@@ -10,7 +10,14 @@ from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
 from posttrain import tiny
-from posttrain.checkpointing import LossLog, ScheduledSnapshots, prepare_run_dir, write_manifest
+from posttrain.checkpointing import (
+    LossLog,
+    ScheduledSnapshots,
+    StopOnSignal,
+    exit_if_stopped,
+    prepare_run_dir,
+    write_manifest,
+)
 from posttrain.data.chat import read_jsonl, to_prompt_completion
 from posttrain.models import load_model, load_tokenizer
 from posttrain.schedule import checkpoint_steps
@@ -62,20 +69,25 @@ def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()
     if tokenizer.chat_template is None:  # base checkpoints (e.g. Llama-3 base) ship none
         print("tokenizer has no chat template; using ChatML")
         tokenizer.chat_template = tiny.CHATML
+    # The arguments come first: under `accelerate launch --use_deepspeed` with ZeRO-3 they switch on sharded
+    # loading, so each GPU process loads its shard instead of the whole model.
+    args = SFTConfig(**training_args(spec, run_dir / "trainer-state"), max_length=spec["training"]["max_length"])
     model = load_model(spec["model_spec"], tokenizer)
 
-    args = SFTConfig(**training_args(spec, run_dir / "trainer-state"), max_length=spec["training"]["max_length"])
-    snapshots = ScheduledSnapshots(run_dir, steps)
+    snapshots, stopper = ScheduledSnapshots(run_dir, steps), StopOnSignal()
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=train,
         processing_class=tokenizer,
         peft_config=lora_config(spec["lora"]),
-        callbacks=[snapshots, LossLog(run_dir / "train_log.jsonl"), *callbacks],
+        callbacks=[snapshots, LossLog(run_dir / "train_log.jsonl"), stopper, *callbacks],
     )
     snapshots.bind(trainer)
     trainer.train(resume_from_checkpoint=resume)
+    exit_if_stopped(stopper, run_dir, trainer.state.global_step)
+    if not trainer.is_world_process_zero():
+        return
     write_manifest(
         run_dir,
         {"run": spec["run"], "stage": "sft", "algorithm": "sft", "model": spec["model"],

@@ -1,10 +1,11 @@
 # Config -> validated, defaults filled (one message naming the bad key), checkpoint lists known at parse time.
 import json
 import re
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from posttrain.config import ConfigError, validate
+from posttrain.config import ConfigError, base_model, model_spec, validate
 from posttrain.data.sft_mix import SOURCES as SFT_SOURCES
 from posttrain.judges import head_path as judge_inputs
 from posttrain.judges import resolve as resolve_judge
@@ -44,7 +45,7 @@ def spec_json(obj):
 
 def sft_spec(run):
     spec = config["sft"][run]
-    return {**spec, "run": run, "model_spec": config["models"][spec["model"]]}
+    return {**spec, "run": run, "model_spec": model_spec(config, spec["model"])}
 
 
 def pref_spec(run):
@@ -92,3 +93,56 @@ def complexity_files(run):
     if not COMPLEXITY:
         return []
     return expand("results/complexity/{run}/step-{step}.parquet", run=run, step=STEPS[run])
+
+
+# --- What each job asks the scheduler for (config: models.<name>.resources, resources.*) -------------------
+# Rules turn these into Snakemake's threads and resources, which the Slurm executor maps to sbatch flags:
+# threads -> --cpus-per-task, gpu -> --gpus, mem_mb -> --mem, runtime -> --time. Site facts (account,
+# partition, GPU model, QoS) come from a profile (slurm/profile.yaml, README: Running on a Slurm cluster).
+
+DEEPSPEED_CONFIGS = Path(workflow.basedir) / "configs" / "deepspeed"
+
+
+def run_section(run):
+    return "sft" if run in config["sft"] else "pref"
+
+
+def trained(w):
+    """(config section, name) of a training job: a reward model (wildcard `name`) or a run."""
+    return ("reward_models", w.name) if "name" in w.keys() else (run_section(w.run), w.run)
+
+
+def train_resources(w):
+    """A training job's resources: those of the model its run (or reward model) descends from."""
+    return config["models"][base_model(config, *trained(w))]["resources"]["train"]
+
+
+def probe_resources(w):
+    return config["models"][base_model(config, run_section(w.run), w.run)]["resources"]["probe"]
+
+
+def judge_resources(name):
+    """A judge job's resources: its model's probe resources, or resources.default for a model-free judge."""
+    judge = config["judges"][name]
+    return config["models"][judge["model"]]["resources"]["probe"] if "model" in judge else config["resources"]["default"]
+
+
+def launch_args(w):
+    """posttrain.launch options: one process per GPU, DeepSpeed as configured, bf16 as the run trains."""
+    r, (section, name) = train_resources(w), trained(w)
+    args = [f"--processes {r['gpus']}"]
+    if r["deepspeed"] != "none":
+        args.append(f"--deepspeed {DEEPSPEED_CONFIGS / (r['deepspeed'] + '.json')}")
+    if config[section][name]["training"]["bf16"]:
+        args.append("--bf16")
+    return " ".join(args)
+
+
+def asks(pick, key):
+    """A resource of the job, per wildcards: asks(train_resources, "gpus")."""
+    return lambda w: pick(w)[key]
+
+
+def fixed(resources):
+    """The same for a job whose resources do not depend on its wildcards."""
+    return lambda w: resources

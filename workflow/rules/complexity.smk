@@ -27,7 +27,11 @@ rule complexity_probe:
     params:
         spec=spec_json(complexity_spec()),
         refs=complexity_references,
-    threads: 2
+    threads: asks(probe_resources, "cpus")
+    resources:
+        gpu=asks(probe_resources, "gpus"),
+        mem_mb=asks(probe_resources, "mem_mb"),
+        runtime=asks(probe_resources, "runtime"),
     log:
         "results/logs/complexity/{run}/step-{step}.log",
     shell:

@@ -6,6 +6,11 @@ rule judge_head:
         "results/judges/{judge}/head.json",
     params:
         spec=lambda w: spec_json(resolve_judge(config, w.judge)),
+    threads: asks(lambda w: judge_resources(w.judge), "cpus")
+    resources:
+        gpu=asks(lambda w: judge_resources(w.judge), "gpus"),
+        mem_mb=asks(lambda w: judge_resources(w.judge), "mem_mb"),
+        runtime=asks(lambda w: judge_resources(w.judge), "runtime"),
     log:
         "results/logs/judges/{judge}/head.log",
     shell:
@@ -20,7 +25,11 @@ rule judge_eval:
         predictions="results/judges/{judge}/predictions-{split}.parquet",
     params:
         spec=lambda w: spec_json(resolve_judge(config, w.judge)),
-    threads: 2
+    threads: asks(lambda w: judge_resources(w.judge), "cpus")
+    resources:
+        gpu=asks(lambda w: judge_resources(w.judge), "gpus"),
+        mem_mb=asks(lambda w: judge_resources(w.judge), "mem_mb"),
+        runtime=asks(lambda w: judge_resources(w.judge), "runtime"),
     log:
         "results/logs/judges/{judge}/eval-{split}.log",
     shell:

@@ -12,9 +12,15 @@ rule pref:
         spec=lambda w: spec_json(pref_spec(w.run)),
         algorithm=lambda w: config["pref"][w.run]["algorithm"],
         run_dir="results/runs/{run}",
-    threads: 2
+        launch=launch_args,
+    threads: asks(train_resources, "cpus")
+    resources:
+        gpu=asks(train_resources, "gpus"),
+        mem_mb=asks(train_resources, "mem_mb"),
+        runtime=asks(train_resources, "runtime"),
     log:
         "results/logs/pref/{run}.log",
     shell:
-        "python -m posttrain.pref.{params.algorithm} --spec {params.spec:q} --data {input.data}"
-        " --parent-manifest {input.parent} --run-dir {params.run_dir} --threads {threads} > {log} 2>&1"
+        "python -m posttrain.launch {params.launch} -- posttrain.pref.{params.algorithm} --spec {params.spec:q}"
+        " --data {input.data} --parent-manifest {input.parent} --run-dir {params.run_dir} --threads {threads}"
+        " > {log} 2>&1"

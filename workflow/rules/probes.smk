@@ -5,7 +5,11 @@ rule value_probe:
         "results/probes/values/{run}/step-{step}.parquet",
     params:
         spec=spec_json(value_probe_spec()),
-    threads: 2
+    threads: asks(probe_resources, "cpus")
+    resources:
+        gpu=asks(probe_resources, "gpus"),
+        mem_mb=asks(probe_resources, "mem_mb"),
+        runtime=asks(probe_resources, "runtime"),
     log:
         "results/logs/probes/values/{run}/step-{step}.log",
     shell:
@@ -44,7 +48,11 @@ rule dataset_stance:
         spec=spec_json(resolve_judge(config, JUDGE)),
         max_rows=lambda w: f"--max-rows {config['probes']['datasets']['max_rows']}"
         if "max_rows" in config["probes"]["datasets"] else "",
-    threads: 2
+    threads: asks(fixed(judge_resources(JUDGE)), "cpus")
+    resources:
+        gpu=asks(fixed(judge_resources(JUDGE)), "gpus"),
+        mem_mb=asks(fixed(judge_resources(JUDGE)), "mem_mb"),
+        runtime=asks(fixed(judge_resources(JUDGE)), "runtime"),
     log:
         "results/logs/probes/datasets/{dataset}.log",
     shell:

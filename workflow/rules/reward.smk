@@ -8,9 +8,15 @@ rule reward_model:
     params:
         spec=lambda w: spec_json(config["reward_models"][w.name]),
         out_dir="results/reward/{name}",
-    threads: 2
+        launch=launch_args,
+    threads: asks(train_resources, "cpus")
+    resources:
+        gpu=asks(train_resources, "gpus"),
+        mem_mb=asks(train_resources, "mem_mb"),
+        runtime=asks(train_resources, "runtime"),
     log:
         "results/logs/reward/{name}.log",
     shell:
-        "python -m posttrain.pref.reward --spec {params.spec:q} --data {input.data} --parent-manifest {input.parent}"
-        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        "python -m posttrain.launch {params.launch} -- posttrain.pref.reward --spec {params.spec:q}"
+        " --data {input.data} --parent-manifest {input.parent} --out-dir {params.out_dir} --threads {threads}"
+        " > {log} 2>&1"

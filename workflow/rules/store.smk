@@ -11,6 +11,11 @@ rule store:
         fraction=config["drift"]["extremum_fraction"],
         bootstrap=config["drift"]["bootstrap"],
         deltas=spec_json(config["complexity"]["delta"]),
+    threads: asks(fixed(config["resources"]["store"]), "cpus")
+    resources:
+        gpu=asks(fixed(config["resources"]["store"]), "gpus"),
+        mem_mb=asks(fixed(config["resources"]["store"]), "mem_mb"),
+        runtime=asks(fixed(config["resources"]["store"]), "runtime"),
     log:
         "results/logs/store.log",
     shell:

@@ -16,7 +16,7 @@ def quantise(delta, b):
 
 def run(model, tokenizer, task, settings, references):
     params = dict(model.named_parameters())
-    own = {n: p.detach().clone() for n, p in params.items()}
+    own = {n: p.detach().to("cpu", copy=True) for n, p in params.items()}  # on the GPU the host keeps the copy
     driver, rows = driver_bits(__file__), []
     try:
         for ref_name, ref in references.items():

@@ -1,0 +1,69 @@
+"""Start a stage's entry point the way its job's resources call for; the workflow's training rules go through it.
+
+    python -m posttrain.launch [--processes N] [--deepspeed FILE] [--bf16] -- posttrain.sft --spec ... --run-dir ...
+
+The workflow passes the job's GPU count as --processes. With 0 it replaces itself with `python -m <module> ...`
+(the same process, so a Slurm SIGTERM reaches the trainer directly). With N it replaces itself with
+`accelerate launch --num_machines 1 --num_processes N --main_process_port <free port> [--use_deepspeed
+--deepspeed_config_file FILE] -m <module> ...`: one process per GPU, DeepSpeed ZeRO when a config is given
+(configs/deepspeed/zero2.json or zero3.json). On a machine without GPUs the same command runs N CPU processes
+(gloo), which is how tests/test_deepspeed.py checks ZeRO-3 saves. The port is picked free at start, so jobs
+sharing a node do not collide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def command(module: str, args: list[str], processes: int = 0, deepspeed: str | None = None,
+            bf16: bool = False) -> list[str]:
+    """The argv that runs `module` with `args` in `processes` data-parallel processes (0 = plainly, one process)."""
+    if processes == 0:
+        if deepspeed:
+            raise ValueError("DeepSpeed needs at least one launched process (resources.train.gpus > 0)")
+        return [sys.executable, "-m", module, *args]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1",
+              "--num_processes", str(processes), "--main_process_port", str(free_port()),
+              "--mixed_precision", "bf16" if bf16 else "no"]
+    if deepspeed:
+        if not Path(deepspeed).is_file():
+            raise FileNotFoundError(f"DeepSpeed config not found: {deepspeed}")
+        launch += ["--use_deepspeed", "--deepspeed_config_file", str(deepspeed)]
+    elif processes > 1:
+        launch += ["--multi_gpu"]
+    return [*launch, "-m", module, *args]
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        sys.exit("usage: python -m posttrain.launch [--processes N] [--deepspeed FILE] [--bf16] -- MODULE ARGS...")
+    split = argv.index("--")
+    parser = argparse.ArgumentParser(prog="python -m posttrain.launch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, default=0, help="one per GPU; 0 = plain python")
+    parser.add_argument("--deepspeed", default=None, help="a DeepSpeed JSON config")
+    parser.add_argument("--bf16", action="store_true", help="mixed precision bf16 (the run's training.bf16)")
+    opts = parser.parse_args(argv[:split])
+    module, *args = argv[split + 1:]
+    try:
+        cmd = command(module, args, opts.processes, opts.deepspeed, opts.bf16)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    print("launch:", " ".join(cmd), flush=True)
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    main()
