@@ -1,0 +1,115 @@
+"""DeepSpeed through `python -m posttrain.launch` (accelerate launch), on 2 CPU processes: DeepSpeed's CPU
+accelerator with gloo stands in for 2 GPUs. ZeRO-3 snapshots gather full 16-bit-save weights (they load plainly
+and equal ZeRO-2's), and SIGTERM to one process stops both at the same step with the state saved, from which
+the rerun resumes with the same losses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, TINY_CONFIG
+
+from posttrain.config import model_spec, validate
+from posttrain.data.__main__ import prepare
+from posttrain.io import write_jsonl
+from posttrain.models import load_checkpoint
+
+STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deepspeed")
+    config = validate(json.loads(json.dumps(TINY_CONFIG)))
+    spec = {**config["sft"]["sft-llama"], "run": "sft-llama", "model_spec": model_spec(config, "tiny-llama")}
+    spec.update(max_steps=STEPS, checkpoints={"steps": [10]})
+    spec["training"]["state_every"] = 1000  # only the end of training (or a signal) saves trainer state
+    write_jsonl(root / "mix.jsonl", prepare(config["datasets"]["mix"]))
+    (root / "spec.json").write_text(json.dumps(spec))
+    return root
+
+
+def launch(root: Path, zero: str, run_dir: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "posttrain.launch", "--processes", "2", "--deepspeed",
+           str(REPO / "configs" / "deepspeed" / f"{zero}.json"), "--", "posttrain.sft", "--spec",
+           str(root / "spec.json"), "--data", str(root / "mix.jsonl"), "--run-dir", str(run_dir), "--threads", "1"]
+    log = open(run_dir.with_suffix(".log"), "a")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def train(root: Path, zero: str, name: str) -> Path:
+    run_dir = root / name
+    assert launch(root, zero, run_dir).wait(timeout=600) == 0, run_dir.with_suffix(".log").read_text()[-3000:]
+    return run_dir
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.fixture(scope="module")
+def zero3(setup):
+    return train(setup, "zero3", "zero3")
+
+
+def test_zero3_snapshots_are_whole_models_equal_to_zero2(setup, zero3):
+    zero2 = train(setup, "zero2", "zero2")
+    for run_dir in (zero2, zero3):  # DeepSpeed's own checkpoint format in the trainer state: it really ran
+        assert (run_dir / "trainer-state" / f"checkpoint-{STEPS}" / f"global_step{STEPS}").is_dir()
+    assert losses(zero3) == pytest.approx(losses(zero2), abs=1e-5)
+    for step in (0, 10, STEPS):
+        a, _ = load_checkpoint(zero2 / "checkpoints" / f"step-{step}")
+        b, _ = load_checkpoint(zero3 / "checkpoints" / f"step-{step}")
+        assert a.num_parameters() == b.num_parameters() > 100_000  # gathered, not a rank's empty shard
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.allclose(x, y, atol=1e-5), (step, name)
+    first, _ = load_checkpoint(zero3 / "checkpoints" / "step-0")
+    last, _ = load_checkpoint(zero3 / "checkpoints" / f"step-{STEPS}")
+    assert not torch.equal(first.model.embed_tokens.weight, last.model.embed_tokens.weight)
+
+
+def worker_pids(launcher: int) -> dict[int, int]:
+    """{rank: pid} of the training processes accelerate started under `launcher`."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            env = dict(kv.split("=", 1) for kv in (proc / "environ").read_text().split("\0") if "=" in kv)
+            cmdline = (proc / "cmdline").read_text()
+        except (OSError, ValueError):
+            continue
+        if "posttrain.sft" in cmdline and "RANK" in env and str(launcher) != proc.name:
+            found[int(env["RANK"])] = int(proc.name)
+    return found
+
+
+def test_sigterm_to_one_rank_saves_state_on_both_and_resumes(setup, zero3):
+    run_dir = setup / "interrupted"
+    proc = launch(setup, "zero3", run_dir)
+    log = run_dir / "train_log.jsonl"
+    deadline = time.monotonic() + 300
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 5):
+        assert proc.poll() is None and time.monotonic() < deadline, run_dir.with_suffix(".log").read_text()[-3000:]
+        time.sleep(0.1)
+    os.kill(worker_pids(proc.pid)[1], signal.SIGTERM)  # rank 1 only: rank 0 learns it through the all-reduce
+    assert proc.wait(timeout=300) != 0
+    states = list((run_dir / "trainer-state").glob("checkpoint-*"))
+    assert len(states) == 1 and not (run_dir / "checkpoints.json").exists()
+    stopped_at = int(states[0].name.split("-")[1])
+    assert 5 <= stopped_at < STEPS
+    assert "stopped by SIGTERM" in run_dir.with_suffix(".log").read_text()
+
+    assert launch(setup, "zero3", run_dir).wait(timeout=600) == 0, run_dir.with_suffix(".log").read_text()[-3000:]
+    assert f"resuming from {run_dir}/trainer-state/checkpoint-{stopped_at}" in run_dir.with_suffix(".log").read_text()
+    again, straight = losses(run_dir), losses(zero3)
+    assert sorted(again) == list(range(1, STEPS + 1))
+    for step in range(stopped_at + 1, STEPS + 1):
+        assert again[step] == pytest.approx(straight[step], abs=1e-6), step
