@@ -84,9 +84,10 @@ def slurm():
 
 
 def slurm_config(**changes) -> dict:
-    """The tiny study cut to one SFT run and one DPO run, each job asking for 1 CPU (the node has 2)."""
+    """The tiny study cut to one SFT run and one DPO run; training jobs ask for both CPUs of the node, others 1."""
     c = copy.deepcopy(TINY_CONFIG)
-    c["models"] = {"tiny-llama": {"tiny": {"family": "llama"}, "resources": {"train": SMALL, "probe": SMALL}}}
+    c["models"] = {"tiny-llama": {"tiny": {"family": "llama"},
+                                  "resources": {"train": {**SMALL, "cpus": 2}, "probe": SMALL}}}
     c["datasets"] = {k: c["datasets"][k] for k in ("mix", "gap-support")}
     c["sft"] = {"sft-llama": c["sft"]["sft-llama"]}
     c["pref"] = {"dpo-support": c["pref"]["dpo-support"]}
@@ -123,7 +124,8 @@ def test_tiny_study_runs_as_slurm_jobs(slurm, tmp_path):
     assert len(jobs["value_probe"]) == 3 + 2  # sft-llama steps 0, 2, 6; dpo-support 1, 3 (its step 0 = sft's 6)
     sft = job_fields(jobs["sft"][0])  # the resources the config gives tiny-llama's training jobs
     assert (sft["JobState"], sft["NumCPUs"], sft["MinMemoryNode"], sft["TimeLimit"]) == \
-        ("COMPLETED", "1", "2000M", "00:10:00")
+        ("COMPLETED", "2", "2000M", "00:10:00")
+    assert (sft["Partition"], sft["Account"]) == ("debug", "posttrain-tests")  # site settings from a profile
     with duckdb.connect(str(tmp_path / "results" / "study.duckdb"), read_only=True) as con:
         stored = dict(con.execute("SELECT run, list(DISTINCT step ORDER BY step) FROM stance_samples "
                                   "GROUP BY run").fetchall())

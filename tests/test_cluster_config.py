@@ -1,0 +1,137 @@
+"""The cluster side without a cluster: `snakemake --profile slurm` from the repo root, the paper-scale config's
+whole DAG (dry run, no network), per-model resources and launch commands, site overrides, and the launcher."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, TINY_CONFIG
+
+from posttrain.config import ConfigError, load, validate
+from posttrain.judges import resolve
+from posttrain.launch import command
+from posttrain.schedule import checkpoint_steps
+
+CLUSTER = REPO / "config" / "cluster-study.yaml"
+
+
+def dry_run(workdir: Path, *args: str) -> str:
+    """A dry run typed from the repo root, as a researcher would (outputs under `workdir`)."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--directory",
+                             str(workdir), *args], cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout + result.stderr
+
+
+def jobs(output: str) -> dict[str, dict]:
+    """rule -> {count, blocks}: the dry run's job table and each job's printed block."""
+    table = dict(re.findall(r"^(\w+)\s+(\d+)$", output.split("Job stats:")[1].split("Reasons:")[0], re.MULTILINE))
+    blocks = re.split(r"\n(?=rule \w+:)", output)
+    out = {rule: {"count": int(n), "blocks": []} for rule, n in table.items() if rule not in ("job", "total")}
+    for block in blocks:
+        m = re.match(r"rule (\w+):", block)
+        if m and m.group(1) in out:
+            out[m.group(1)]["blocks"].append(block)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster_dry_run(tmp_path_factory):
+    return dry_run(tmp_path_factory.mktemp("cluster"), "--configfile", str(CLUSTER), "-p")
+
+
+def test_profile_slurm_is_the_projects_and_the_cluster_dag_is_whole(cluster_dry_run):
+    assert "Using profile slurm for setting default command line arguments" in cluster_dry_run
+    config = load(CLUSTER)
+    steps = {run: checkpoint_steps(s["checkpoints"], s["max_steps"]) for run, s in {**config["sft"],
+                                                                                   **config["pref"]}.items()}
+    found = jobs(cluster_dry_run)
+    assert found["sft"]["count"] == 8 and found["pref"]["count"] == 24 and found["reward_model"]["count"] == 8
+    # every checkpoint is probed; a preference run's step 0 reuses its parent's rows
+    assert found["value_probe"]["count"] == sum(len(s) for s in steps.values()) - len(config["pref"])
+    assert found["value_probe_pref_start"]["count"] == len(config["pref"])
+    assert found["complexity_probe"]["count"] == sum(len(s) for s in steps.values())
+    models = {s["model"] for s in config["sft"].values()}
+    assert {config["models"][m]["hub"] for m in models} == {
+        "meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.1-8B", "Qwen/Qwen3-4B-Base", "Qwen/Qwen3-8B-Base"}
+    generation = config["probes"]["values"]["generation"]
+    assert (generation["samples"], generation["temperature"], generation["max_new_tokens"]) == (5, 0.7, 256)
+
+
+def test_gpu_jobs_launch_through_accelerate_with_the_configured_zero_stage(cluster_dry_run):
+    config = load(CLUSTER)
+    blocks = {re.search(r"wildcards: \w+=([\w.-]+)", b).group(1): b for b in jobs(cluster_dry_run)["sft"]["blocks"]}
+    for run, spec in config["sft"].items():
+        train = config["models"][spec["model"]]["resources"]["train"]
+        block = blocks[run]
+        assert f"gpu={train['gpus']}" in block and f"mem_mb={train['mem_mb']}" in block
+        assert f"runtime={train['runtime']}" in block  # (threads: a dry run caps them; tests/test_slurm.py checks)
+        assert re.search(rf"posttrain\.launch --processes {train['gpus']} --deepspeed \S+/configs/deepspeed/"
+                         rf"{train['deepspeed']}\.json --bf16 -- posttrain\.sft ", block), block
+    probe = next(b for b in jobs(cluster_dry_run)["value_probe"]["blocks"] if "run=sft-llama3-8b" in b)
+    assert "gpu=1" in probe and "mem_mb=192000" in probe
+
+
+def test_site_settings_come_from_a_second_profile(tmp_path):
+    site = tmp_path / "mysite"
+    site.mkdir()
+    (site / "profile.yaml").write_text(yaml.safe_dump({
+        "default-resources": {"slurm_account": "my-lab", "slurm_partition": "cpu"},
+        "set-resources": {"sft": {"slurm_partition": "gpu-a100", "gpu_model": "a100"}},
+        "slurm-qos": "high"}))
+    output = dry_run(tmp_path / "out", "--profile", str(site), "--configfile", str(CLUSTER))
+    assert "Using profiles slurm and" in output
+    sft = jobs(output)["sft"]["blocks"][0]
+    assert "slurm_partition=gpu-a100" in sft and "gpu_model=a100" in sft and "slurm_account=my-lab" in sft
+    store = jobs(output)["store"]["blocks"][0]
+    assert "slurm_partition=cpu" in store and "gpu_model" not in store
+
+
+def test_the_launcher_runs_plainly_on_cpu_and_through_accelerate_on_gpus():
+    assert command("posttrain.sft", ["--spec", "s"]) == [sys.executable, "-m", "posttrain.sft", "--spec", "s"]
+    zero3 = str(REPO / "configs" / "deepspeed" / "zero3.json")
+    argv = command("posttrain.sft", ["--spec", "s"], processes=4, deepspeed=zero3, bf16=True)
+    assert argv[1:3] == ["-m", "accelerate.commands.launch"]
+    assert argv[argv.index("--num_processes") + 1] == "4" and argv[argv.index("--mixed_precision") + 1] == "bf16"
+    assert argv[argv.index("--deepspeed_config_file") + 1] == zero3 and argv[-4:] == ["-m", "posttrain.sft",
+                                                                                       "--spec", "s"]
+    assert "--multi_gpu" in command("posttrain.sft", [], processes=2)
+    with pytest.raises(ValueError, match="DeepSpeed needs"):
+        command("posttrain.sft", [], processes=0, deepspeed=zero3)
+    with pytest.raises(FileNotFoundError, match="zero9"):
+        command("posttrain.sft", [], processes=2, deepspeed=str(REPO / "zero9.json"))
+
+
+def test_zero3_saves_gather_16bit_weights():
+    import json
+    zero3 = json.loads((REPO / "configs" / "deepspeed" / "zero3.json").read_text())["zero_optimization"]
+    assert zero3["stage"] == 3 and zero3["stage3_gather_16bit_weights_on_model_save"] is True
+    assert json.loads((REPO / "configs" / "deepspeed" / "zero2.json").read_text())["zero_optimization"]["stage"] == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["models"]["tiny-llama"].update(resources={"probe": {"deepspeed": "zero3"}}),
+     "models.tiny-llama.resources.probe.deepspeed"),
+    (lambda c: c["models"]["tiny-qwen3"].update(resources={"train": {"gpus": 2, "deepspeed": "zero3"}}),
+     "sft.sft-qwen3.lora: .*zero2"),
+    (lambda c: c["models"]["tiny-llama"].update(resources={"train": {"gpu": 2}}),
+     "models.tiny-llama.resources.train.*gpu"),
+])
+def test_bad_resources_are_named(change, message):
+    config = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        validate(config)
+
+
+def test_resources_stay_out_of_what_entry_points_receive():
+    """Asking for more time or memory must not rerun finished jobs or restart a resumable run."""
+    config = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
+    config["models"]["tiny-llama"]["resources"] = {"probe": {"runtime": 999}}
+    judge = resolve(validate(config), "tiny-head")
+    assert "resources" not in judge["model_spec"] and judge["model_spec"]["tiny"]["family"] == "llama"
