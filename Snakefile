@@ -4,7 +4,7 @@
 #   snakemake --profile slurm --configfile config/cluster-study.yaml   # on a Slurm cluster (slurm/profile.yaml)
 
 if not config:  # a --configfile given on the command line replaces the default instead of merging into it
-    configfile: "config/config.yaml"
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

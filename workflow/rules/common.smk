@@ -127,6 +127,11 @@ def judge_resources(name):
     return config["models"][judge["model"]]["resources"]["probe"] if "model" in judge else config["resources"]["default"]
 
 
+def named_judge_resources(w):
+    """The resources of the judge named by the job's `judge` wildcard."""
+    return judge_resources(w.judge)
+
+
 def launch_args(w):
     """posttrain.launch options: one process per GPU, DeepSpeed as configured, bf16 as the run trains."""
     r, (section, name) = train_resources(w), trained(w)

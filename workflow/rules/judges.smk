@@ -6,11 +6,11 @@ rule judge_head:
         "results/judges/{judge}/head.json",
     params:
         spec=lambda w: spec_json(resolve_judge(config, w.judge)),
-    threads: asks(lambda w: judge_resources(w.judge), "cpus")
+    threads: asks(named_judge_resources, "cpus")
     resources:
-        gpu=asks(lambda w: judge_resources(w.judge), "gpus"),
-        mem_mb=asks(lambda w: judge_resources(w.judge), "mem_mb"),
-        runtime=asks(lambda w: judge_resources(w.judge), "runtime"),
+        gpu=asks(named_judge_resources, "gpus"),
+        mem_mb=asks(named_judge_resources, "mem_mb"),
+        runtime=asks(named_judge_resources, "runtime"),
     log:
         "results/logs/judges/{judge}/head.log",
     shell:
@@ -25,11 +25,11 @@ rule judge_eval:
         predictions="results/judges/{judge}/predictions-{split}.parquet",
     params:
         spec=lambda w: spec_json(resolve_judge(config, w.judge)),
-    threads: asks(lambda w: judge_resources(w.judge), "cpus")
+    threads: asks(named_judge_resources, "cpus")
     resources:
-        gpu=asks(lambda w: judge_resources(w.judge), "gpus"),
-        mem_mb=asks(lambda w: judge_resources(w.judge), "mem_mb"),
-        runtime=asks(lambda w: judge_resources(w.judge), "runtime"),
+        gpu=asks(named_judge_resources, "gpus"),
+        mem_mb=asks(named_judge_resources, "mem_mb"),
+        runtime=asks(named_judge_resources, "runtime"),
     log:
         "results/logs/judges/{judge}/eval-{split}.log",
     shell:
