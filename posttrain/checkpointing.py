@@ -87,13 +87,17 @@ class StopOnSignal(TrainerCallback):
     all-reduced at every step end: every process saves at the same step (the save is collective)."""
 
     def __init__(self, signals=(signal.SIGTERM, signal.SIGUSR1)):
-        self.stopped_by: str | None = None
-        self._received = 0
-        for sig in signals:
-            signal.signal(sig, self._handle)
+        self.signals, self.stopped_by, self._received, self._previous = signals, None, 0, {}
 
     def _handle(self, signum, frame):
         self._received = signum
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.signals}
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for sig, handler in self._previous.items():  # outside training a signal acts as it did before
+            signal.signal(sig, handler)
 
     def on_step_end(self, args, state, control, **kwargs):
         received = self._received

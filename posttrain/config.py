@@ -127,6 +127,9 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         if name not in config["judges"]:
             raise ConfigError(f"config error at probes.judge_eval.judges: {name!r} is not defined under judges")
     for name, model in config["models"].items():
+        if model["resources"]["train"]["deepspeed"] != "none" and model["resources"]["train"]["gpus"] == 0:
+            raise ConfigError(f"config error at models.{name}.resources.train.deepspeed: DeepSpeed runs one "
+                              "process per GPU; set resources.train.gpus")
         if model["resources"]["probe"]["deepspeed"] != "none":
             raise ConfigError(f"config error at models.{name}.resources.probe.deepspeed: probes run one process "
                               "per job; DeepSpeed applies to training (resources.train) only")

@@ -121,6 +121,8 @@ def test_zero3_saves_gather_16bit_weights():
      "sft.sft-qwen3.lora: .*zero2"),
     (lambda c: c["models"]["tiny-llama"].update(resources={"train": {"gpu": 2}}),
      "models.tiny-llama.resources.train.*gpu"),
+    (lambda c: c["models"]["tiny-llama"].update(resources={"train": {"deepspeed": "zero2"}}),
+     "models.tiny-llama.resources.train.deepspeed: .*set resources.train.gpus"),
 ])
 def test_bad_resources_are_named(change, message):
     config = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))

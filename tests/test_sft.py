@@ -2,6 +2,7 @@
 LoRA, and torchtune-style resumption: kill mid-way, rerun, later losses identical to an uninterrupted run."""
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -99,3 +100,12 @@ def test_killed_run_resumes_with_identical_later_losses(tmp_path, data):
     a, _ = load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-10")
     b, _ = load_checkpoint(resumed / "checkpoints" / "step-10")
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_sigterm_is_caught_only_while_training(tmp_path, data):
+    """During training SIGTERM means "save and stop" (tests/test_slurm.py, test_deepspeed.py); afterwards the
+    process's own handler is back, so a later SIGTERM ends it as before."""
+    before = signal.getsignal(signal.SIGTERM)
+    sft_main(["--spec", json.dumps(spec(max_steps=2, steps=(1,))), "--data", str(data), "--run-dir", str(tmp_path)])
+    assert (tmp_path / "checkpoints.json").is_file()
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from posttrain.checkpointing import checkpoint_path
+from posttrain.checkpointing import checkpoint_path, is_main_process
 from posttrain.config import load_spec
 from posttrain.data.chat import DatasetError
 from posttrain.data.preference import read_pairs
@@ -54,6 +54,8 @@ def train_reward_model(spec: dict, data_path, start: Path, out_dir: Path) -> dic
     # One temp folder name for every process of a launched job: the save is collective under ZeRO-3 and only
     # the main process writes; it then renames the finished folder into place.
     tmp, final = out_dir / ".model.tmp", out_dir / "model"
+    if is_main_process():  # a failed attempt's leftovers
+        shutil.rmtree(tmp, ignore_errors=True)
     args = RewardConfig(**training_args(spec, tmp / "state", save_strategy="no"),
                         max_length=spec["training"]["max_length"])
     trainer = RewardTrainer(
