@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from posttrain.config import ConfigError, base_model, model_spec, validate
+from posttrain.config import ConfigError, base_model, model_spec, training_resources, validate
 from posttrain.data.sft_mix import SOURCES as SFT_SOURCES
 from posttrain.judges import head_path as judge_inputs
 from posttrain.judges import resolve as resolve_judge
@@ -114,7 +114,7 @@ def trained(w):
 
 def train_resources(w):
     """A training job's resources: those of the model its run (or reward model) descends from."""
-    return config["models"][base_model(config, *trained(w))]["resources"]["train"]
+    return training_resources(config, *trained(w))
 
 
 def probe_resources(w):
@@ -134,7 +134,8 @@ def named_judge_resources(w):
 
 def launch_args(w):
     """posttrain.launch options: one process per GPU, DeepSpeed as configured, bf16 as the run trains."""
-    r, (section, name) = train_resources(w), trained(w)
+    section, name = trained(w)
+    r = training_resources(config, section, name)
     args = [f"--processes {r['gpus']}"]
     if r["deepspeed"] != "none":
         args.append(f"--deepspeed {DEEPSPEED_CONFIGS / (r['deepspeed'] + '.json')}")
