@@ -5,6 +5,7 @@
 * Trainer state (`<run>/trainer-state/checkpoint-<N>/`): rolling, resumable (optimizer, scheduler, RNG),
   every `state_every` steps. Not a workflow output, so a failed job's state survives for the rerun.
 A manifest `<run>/checkpoints.json` is written last; it is the workflow's output for the run.
+Snapshots and a finished run's trainer state may be removed later, once nothing reads them (posttrain.retention).
 
 A job stopped by SIGTERM (Slurm's time limit or scancel) saves its trainer state at the end of the current
 step and exits with status 143, so the resubmitted job resumes from that step rather than the last `state_every`.
@@ -24,6 +25,8 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from posttrain.io import write_json, write_text
+from posttrain.retention import existing_snapshot
+from posttrain.schedule import checkpoint_steps
 
 
 def snapshot_dir(run_dir: Path, step: int) -> Path:
@@ -127,19 +130,28 @@ def is_main_process() -> bool:
 def prepare_run_dir(run_dir: str | Path, spec: dict) -> str | None:
     """Set up a run folder; return the trainer-state checkpoint to resume from, if any.
 
-    A previous attempt with the same spec is resumed; with a different spec its state, snapshots and log
-    are cleared so nothing stale mixes into the new run. Every process computes the same answer; only the
-    main one changes files.
+    A previous attempt with the same spec is resumed, provided the snapshots it wrote up to that point are
+    still there (retention removes them once probed: a finished run rerun with `--forcerun` then retrains from
+    scratch). Otherwise its state, snapshots, retention records and log are cleared so nothing stale mixes into
+    the new run. Every process computes the same answer; only the main one changes files.
     """
     run_dir = Path(run_dir)
     state_dir, fingerprint = run_dir / "trainer-state", run_dir / "trainer-state" / "spec.json"
     same = fingerprint.is_file() and json.loads(fingerprint.read_text()) == spec
     resume = get_last_checkpoint(str(state_dir)) if same and state_dir.is_dir() else None
+    resumed_at = int(resume.rsplit("-", 1)[1]) if resume else 0
+    gone = [s for s in checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+            if resume and s <= resumed_at and not (snapshot_dir(run_dir, s) / "config.json").is_file()]
+    if gone:  # a resumed run writes only the snapshots after its state's step
+        print(f"not resuming from {resume}: snapshots {gone} are gone (removed by retention); "
+              "training from scratch", flush=True)
+        resume, resumed_at = None, 0
     if resume:
         print(f"resuming from {resume}", flush=True)
     if not is_main_process():
         return resume
-    if not same:
+    shutil.rmtree(run_dir / "retention", ignore_errors=True)  # records of snapshots this run writes again
+    if not resume:
         for stale in (state_dir, run_dir / "checkpoints"):
             shutil.rmtree(stale, ignore_errors=True)
         (run_dir / "train_log.jsonl").unlink(missing_ok=True)
@@ -147,7 +159,6 @@ def prepare_run_dir(run_dir: str | Path, spec: dict) -> str | None:
         write_json(fingerprint, spec)
     log = run_dir / "train_log.jsonl"
     if log.is_file():  # drop records past the resume point; the resumed run logs them again
-        resumed_at = int(resume.rsplit("-", 1)[1]) if resume else 0
         kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= resumed_at]
         write_text(log, "".join(line + "\n" for line in kept))
     return resume
@@ -157,8 +168,14 @@ def checkpoint_path(manifest: str | Path, step: int) -> Path:
     data = json.loads(Path(manifest).read_text())
     for c in data["checkpoints"]:
         if c["step"] == step:
-            return Path(c["path"])
+            return existing_snapshot(c["path"])  # a snapshot retention removed: an error saying how to get it back
     raise ValueError(f"{manifest}: no checkpoint at step {step} (has {[c['step'] for c in data['checkpoints']]})")
+
+
+def numerics(trainer) -> dict:
+    """How the run's numbers were computed, for its manifest: resumed runs compare like with like on these."""
+    return {"precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
+            "threads": torch.get_num_threads(), "device": trainer.args.device.type}
 
 
 def write_manifest(run_dir: str | Path, run: dict, steps: list[int], max_steps: int) -> None:

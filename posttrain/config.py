@@ -146,10 +146,19 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def model_spec(config: dict, name: str) -> dict:
+def model_spec(config: dict, name: str, results: str = "results") -> dict:
     """What loading model `name` needs: its entry without `resources`, so that asking the scheduler for more
-    time or memory neither reruns finished jobs nor looks like a different run to a resumed one."""
-    return {k: v for k, v in config["models"][name].items() if k != "resources"}
+    time or memory neither reruns finished jobs nor looks like a different run to a resumed one. A GGUF model
+    also names its dequantised copy (`dequantised`, written once by the workflow's `dequantise` job): every job
+    loads that copy when it exists instead of dequantising the GGUF again."""
+    spec = {k: v for k, v in config["models"][name].items() if k != "resources"}
+    if "gguf" in spec:
+        spec["dequantised"] = dequantised_dir(name, results)
+    return spec
+
+
+def dequantised_dir(name: str, results: str = "results") -> str:
+    return f"{results}/models/{name}"
 
 
 def base_model(config: dict, section: str, run: str) -> str:

@@ -59,7 +59,16 @@ def _check_path(spec: dict) -> Path:
     return path
 
 
+def dequantised(spec: dict) -> dict:
+    """A GGUF spec whose dequantised copy exists becomes a spec of that folder (same weights, no GGUF decode)."""
+    copy = spec.get("dequantised")
+    if "gguf" in spec and copy and (Path(copy) / "config.json").is_file():
+        return {"path": copy, **({"dtype": spec["dtype"]} if "dtype" in spec else {})}
+    return spec
+
+
 def load_tokenizer(spec: dict) -> PreTrainedTokenizerBase:
+    spec = dequantised(spec)
     if "tiny" in spec:
         tok = tiny.build_tokenizer(spec["tiny"].get("vocab_size", 1024), spec["tiny"]["family"])
     elif "gguf" in spec:
@@ -78,6 +87,7 @@ def load_tokenizer(spec: dict) -> PreTrainedTokenizerBase:
 
 def load_model(spec: dict, tokenizer: PreTrainedTokenizerBase | None = None) -> PreTrainedModel:
     """Load the model a spec names, dense and trainable, in the spec's dtype (default float32)."""
+    spec = dequantised(spec)
     dtype = DTYPES[spec.get("dtype", "float32")]
     if "tiny" in spec:
         tokenizer = tokenizer or load_tokenizer(spec)
@@ -109,3 +119,32 @@ def load_checkpoint(path: str | Path, dtype: str = "float32"):
     spec = {"path": str(path), "dtype": dtype}
     tokenizer = load_tokenizer(spec)
     return load_model(spec).to(inference_device()), tokenizer
+
+
+def main(argv=None) -> None:
+    """`python -m posttrain.models --spec SPEC --out DIR`: write a model spec's weights and tokenizer as a plain
+    save_pretrained folder (how the workflow dequantises a GGUF model once for every job)."""
+    import argparse
+    import sys
+
+    from posttrain.config import load_spec
+    from posttrain.io import atomic_dir
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--spec", required=True, help="a models.<name> entry (inline JSON or a YAML file)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        spec = {k: v for k, v in load_spec(args.spec).items() if k != "dequantised"}  # read the source itself
+        tokenizer = load_tokenizer(spec)
+        model = load_model(spec, tokenizer)
+    except (ValueError, ModelNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    with atomic_dir(args.out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    print(f"{_describe(spec)} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -72,7 +72,7 @@ def test_gpu_jobs_launch_through_accelerate_with_the_configured_zero_stage(clust
         assert f"gpu={train['gpus']}" in block and f"mem_mb={train['mem_mb']}" in block
         assert f"runtime={train['runtime']}" in block  # (threads: a dry run caps them; tests/test_slurm.py checks)
         assert re.search(rf"posttrain\.launch --processes {train['gpus']} --deepspeed \S+/configs/deepspeed/"
-                         rf"{train['deepspeed']}\.json --bf16 -- posttrain\.sft ", block), block
+                         rf"{train['deepspeed']}\.json --precision bf16 -- posttrain\.sft ", block), block
     probe = next(b for b in jobs(cluster_dry_run)["value_probe"]["blocks"] if "run=sft-llama3-8b" in b)
     assert "gpu=1" in probe and "mem_mb=192000" in probe
 
@@ -95,7 +95,7 @@ def test_site_settings_come_from_a_second_profile(tmp_path):
 def test_the_launcher_runs_plainly_on_cpu_and_through_accelerate_on_gpus():
     assert command("posttrain.sft", ["--spec", "s"]) == [sys.executable, "-m", "posttrain.sft", "--spec", "s"]
     zero3 = str(REPO / "configs" / "deepspeed" / "zero3.json")
-    argv = command("posttrain.sft", ["--spec", "s"], processes=4, deepspeed=zero3, bf16=True)
+    argv = command("posttrain.sft", ["--spec", "s"], processes=4, deepspeed=zero3, precision="bf16")
     assert argv[1:3] == ["-m", "accelerate.commands.launch"]
     assert argv[argv.index("--num_processes") + 1] == "4" and argv[argv.index("--mixed_precision") + 1] == "bf16"
     assert argv[argv.index("--deepspeed_config_file") + 1] == zero3 and argv[-4:] == ["-m", "posttrain.sft",

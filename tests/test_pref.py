@@ -18,7 +18,7 @@ from posttrain.sft.__main__ import main as sft_main
 
 TRAINING = {"learning_rate": 1e-3, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
             "max_length": 512, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.0,
-            "max_grad_norm": 1.0, "seed": 0, "bf16": False, "state_every": 4}
+            "max_grad_norm": 1.0, "seed": 0, "precision": "fp32", "state_every": 4}
 NO_LORA = {"enabled": False, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}
 
 

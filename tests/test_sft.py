@@ -10,19 +10,20 @@ import pytest
 import torch
 
 from posttrain.models import load_checkpoint, load_model, load_tokenizer
+from posttrain.retention import release_snapshot
 from posttrain.sft.__main__ import main as sft_main
 
 DATA_SPEC = {"kind": "generated_sft", "n_examples": 48, "value_fraction": 0.5, "short_answer_fraction": 0.5,
              "stance_mix": {"support": 0.2, "neutral": 0.6, "oppose": 0.2}, "seed": 0}
 TRAINING = {"learning_rate": 1e-3, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
             "max_length": 128, "lr_scheduler_type": "linear", "warmup_steps": 2, "weight_decay": 0.0,
-            "max_grad_norm": 1.0, "seed": 0, "bf16": False, "state_every": 4}
+            "max_grad_norm": 1.0, "seed": 0, "precision": "fp32", "state_every": 4}
 
 
-def spec(family="llama", lora=False, max_steps=10, steps=(3, 7)):
+def spec(family="llama", lora=False, max_steps=10, steps=(3, 7), precision="fp32"):
     return {"run": "r", "model": f"tiny-{family}", "dataset": "mix", "max_steps": max_steps,
             "checkpoints": {"steps": list(steps)}, "model_spec": {"tiny": {"family": family}},
-            "training": TRAINING, "lora": {"enabled": lora, "r": 4, "alpha": 8, "dropout": 0.0,
+            "training": {**TRAINING, "precision": precision}, "lora": {"enabled": lora, "r": 4, "alpha": 8, "dropout": 0.0,
                                            "target_modules": "all-linear"}}
 
 
@@ -83,8 +84,10 @@ main(sys.argv[1:], callbacks=[KillAt()])
 """
 
 
-def test_killed_run_resumes_with_identical_later_losses(tmp_path, data):
-    args = ["--spec", json.dumps(spec()), "--data", str(data)]
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_killed_run_resumes_with_identical_later_losses(tmp_path, data, precision):
+    # like with like: the same threads and precision in all three processes (the manifest records both)
+    args = ["--spec", json.dumps(spec(precision=precision)), "--data", str(data), "--threads", "2"]
     sft_main(args + ["--run-dir", str(tmp_path / "straight")])
     resumed = tmp_path / "resumed"
     killed = subprocess.run([sys.executable, "-c", KILLER, *args, "--run-dir", str(resumed)], capture_output=True, check=False)
@@ -100,6 +103,31 @@ def test_killed_run_resumes_with_identical_later_losses(tmp_path, data):
     a, _ = load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-10")
     b, _ = load_checkpoint(resumed / "checkpoints" / "step-10")
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert a.dtype == torch.float32  # snapshots stay in full precision whatever the training precision
+    manifest = json.loads((resumed / "checkpoints.json").read_text())
+    assert (manifest["precision"], manifest["threads"]) == (precision, 2)
+
+
+def test_finished_run_rerun_after_retention_trains_again_from_scratch(tmp_path, data, capsys):
+    """`--forcerun` of a finished run whose snapshots retention removed (its trainer state kept): resuming from
+    the final state would write no snapshot at all, so the run trains again from step 0, to the same losses."""
+    args = ["--spec", json.dumps(spec(max_steps=4, steps=(2,))), "--data", str(data), "--threads", "2",
+            "--run-dir", str(tmp_path)]
+    sft_main(args)
+    first = losses(tmp_path)
+    assert (tmp_path / "trainer-state" / "checkpoint-4").is_dir()  # state_every=4: the finished run's state
+    for step in (0, 2, 4):
+        release_snapshot(tmp_path / "checkpoints.json", step, [], tmp_path / "retention" / f"step-{step}.json")
+    (tmp_path / "checkpoints.json").unlink()  # snakemake removes a job's output before it runs the job
+    capsys.readouterr()
+    sft_main(args)
+    out = capsys.readouterr().out
+    assert "not resuming from" in out and "training from scratch" in out
+    again = losses(tmp_path)
+    assert sorted(again) == sorted(first) == [1, 2, 3, 4]
+    assert [again[s] for s in again] == pytest.approx([first[s] for s in again], abs=1e-6)
+    assert all((tmp_path / "checkpoints" / f"step-{s}" / "config.json").is_file() for s in (0, 2, 4))
+    assert not (tmp_path / "retention").exists()  # the records of the removed snapshots went with them
 
 
 def test_sigterm_is_caught_only_while_training(tmp_path, data):

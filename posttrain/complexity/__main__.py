@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from posttrain import precision, timing
 from posttrain.checkpointing import checkpoint_path
 from posttrain.complexity import tasks
 from posttrain.complexity.estimators import prequential, prompting, weight_delta, zero_shot
@@ -27,10 +28,19 @@ from posttrain.models import ModelNotFoundError, load_checkpoint
 
 FAMILY = {"zero_shot": "inference", "instruction": "inference", "icl": "inference", "prequential": "data",
           "weight_delta": "parametric"}
-COLUMNS = ["run", "step", "task", "estimator", "family", "setting", "bits", "payload_bits", "driver_bits", "score"]
+COLUMNS = ["run", "step", "task", "estimator", "family", "setting", "bits", "payload_bits", "driver_bits", "score",
+           "precision"]
 
 
 def measure(model, tokenizer, spec: dict, run: str, step: int, references: dict) -> pd.DataFrame:
+    numerics = precision.resolve(spec.get("precision", "auto"), model.device.type, "complexity probe")
+    with precision.autocast(numerics, model.device):
+        rows = _measure(model, tokenizer, spec, run, step, references)
+    return pd.DataFrame([{**r, "precision": numerics} for r in rows], columns=COLUMNS).astype(
+        {"step": "int64", "bits": "float64", "score": "float64"})
+
+
+def _measure(model, tokenizer, spec: dict, run: str, step: int, references: dict) -> list[dict]:
     rows = []
     estimators = spec.get("estimators", {})
     for name, settings in spec["tasks"].items():
@@ -38,16 +48,20 @@ def measure(model, tokenizer, spec: dict, run: str, step: int, references: dict)
         common = {"batch_size": spec.get("batch_size", 16)}
         out = []
         if "zero_shot" in estimators:
-            out += zero_shot.run(model, tokenizer, task, {**common, **estimators["zero_shot"]})
+            with timing.phase("zero_shot"):
+                out += zero_shot.run(model, tokenizer, task, {**common, **estimators["zero_shot"]})
         if "prompting" in estimators:
-            out += prompting.run(model, tokenizer, task, {**common, **estimators["prompting"]})
+            with timing.phase("prompting"):
+                out += prompting.run(model, tokenizer, task, {**common, **estimators["prompting"]})
         if "weight_delta" in estimators and references:
             refs = {k: v for k, v in references.items() if k in estimators["weight_delta"].get("references", references)}
-            out += weight_delta.run(model, tokenizer, task, {**common, **estimators["weight_delta"]}, refs)
+            with timing.phase("weight_delta"):
+                out += weight_delta.run(model, tokenizer, task, {**common, **estimators["weight_delta"]}, refs)
         if "prequential" in estimators:
-            out += prequential.run(model, tokenizer, task, {**common, **estimators["prequential"]})
+            with timing.phase("prequential"):
+                out += prequential.run(model, tokenizer, task, {**common, **estimators["prequential"]})
         rows += [{"run": run, "step": step, "task": name, "family": FAMILY[r["estimator"]], **r} for r in out]
-    return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "bits": "float64", "score": "float64"})
+    return rows
 
 
 def main(argv=None) -> None:
@@ -65,18 +79,25 @@ def main(argv=None) -> None:
     try:
         spec = load_spec(args.spec)
         run = json.loads(Path(args.manifest).read_text())["run"]
-        model, tokenizer = load_checkpoint(checkpoint_path(args.manifest, args.step))
-        references = {}
-        for item in args.reference:
-            name, _, path = item.partition("=")
-            references[name] = {n: p.detach().to("cpu", copy=True)  # host memory: the GPU holds one model
-                               for n, p in load_checkpoint(path)[0].named_parameters()}
+        own = checkpoint_path(args.manifest, args.step)
+        with timing.phase("load"):
+            model, tokenizer = load_checkpoint(own)
+            references, by_path = {}, {}
+            for item in args.reference:
+                name, _, path = item.partition("=")
+                key = Path(path).resolve()
+                if key not in by_path:  # each model is loaded once: a reference that is this checkpoint is not reloaded
+                    source = model if key == Path(own).resolve() else load_checkpoint(path)[0]
+                    by_path[key] = {n: p.detach().to("cpu", copy=True)  # host memory: the GPU holds one model
+                                    for n, p in source.named_parameters()}
+                references[name] = by_path[key]
         start = time.perf_counter()
         frame = measure(model, tokenizer, spec, run, args.step, references)
     except (ValueError, ModelNotFoundError, tasks.TaskError) as e:
         sys.exit(f"error: {e}")
     write_parquet(args.out, frame)
     print(f"{run} step {args.step}: {len(frame)} complexity points in {time.perf_counter() - start:.1f}s -> {args.out}")
+    print(timing.summary())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from posttrain.config import model_spec
+from posttrain.config import dequantised_dir, model_spec
 
 STANCES = ("support", "neutral", "oppose")
 HEAD_KINDS = ("embedding", "lm_head")  # judges with a head fitted on the labelled set
@@ -60,10 +60,20 @@ def resolve(config: dict, name: str, results: str = "results") -> dict:
     if spec["kind"] in HEAD_KINDS:
         spec["head"] = f"{results}/judges/{name}/head.json"
     if spec["kind"] in ("lm", "lm_head"):
-        spec["model_spec"] = model_spec(config, spec["model"])
+        spec["model_spec"] = model_spec(config, spec["model"], results)
     return spec
 
 
 def head_path(config: dict, name: str, results: str = "results") -> list[str]:
-    """The files a judge needs before it can judge: its trained head, if it has one."""
-    return [f"{results}/judges/{name}/head.json"] if config["judges"][name]["kind"] in HEAD_KINDS else []
+    """The files a judge needs before it can judge: its trained head, if it has one, and the dequantised copy of
+    its model, if that is a GGUF model."""
+    judge = config["judges"][name]
+    needs = [f"{results}/judges/{name}/head.json"] if judge["kind"] in HEAD_KINDS else []
+    if judge["kind"] in ("lm", "lm_head"):
+        needs += model_inputs(config, judge["model"], results)
+    return needs
+
+
+def model_inputs(config: dict, model: str, results: str = "results") -> list[str]:
+    """What a job loading `model` waits for: the dequantised copy of a GGUF model (the `dequantise` job)."""
+    return [dequantised_dir(model, results)] if "gguf" in config["models"][model] else []

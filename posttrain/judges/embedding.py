@@ -72,6 +72,7 @@ def load_head(spec: dict) -> dict:
 class EmbeddingJudge:
     def __init__(self, spec: dict, progress: bool = True):
         self.name = spec["name"]
+        self.precision = "fp32"  # a 22M-parameter encoder: nothing to gain
         self.head = load_head(spec)
         self.encoder = load_encoder(spec.get("encoder", DEFAULT_ENCODER))
 

@@ -44,8 +44,9 @@ def evaluate(spec: dict, split: str, progress: bool = True) -> tuple[dict, pd.Da
     verdicts = pd.DataFrame(judge_items(judge, rows))
     frame = pd.concat([pd.DataFrame(rows).drop(columns=["question", "response"]), verdicts], axis=1)
     frame.insert(0, "judge", spec["name"])
+    frame["precision"] = judge.precision
     frame["predicted"] = [STANCES[i] for i in frame[[f"p_{s}" for s in STANCES]].to_numpy().argmax(axis=1)]
-    result = {"judge": spec["name"], "kind": spec["kind"], "split": split, **metrics(frame["stance"].tolist(), frame)}
+    result = {"judge": spec["name"], "kind": spec["kind"], "split": split, "precision": judge.precision, **metrics(frame["stance"].tolist(), frame)}
     result["macro_f1_hedged"] = metrics(*_part(frame, frame["hedged"]))["macro_f1"] if frame["hedged"].any() else None
     result["macro_f1_by_length"] = {n: metrics(*_part(frame, frame["length"] == n))["macro_f1"]
                                     for n in labelled.LENGTHS if (frame["length"] == n).any()}

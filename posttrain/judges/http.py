@@ -53,6 +53,7 @@ def parse_reply(reply: dict) -> dict:
 class HTTPJudge:
     def __init__(self, spec: dict, progress: bool = True):
         self.name = spec["name"]
+        self.precision = "remote"  # whatever the server computes in
         self.url = spec["base_url"].rstrip("/") + "/chat/completions"
         self.model = spec["model"]
         self.template = templates.load(spec.get("template", "stance-judge-v1"))

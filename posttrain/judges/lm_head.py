@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from posttrain import precision
 from posttrain.judges import head, templates
 from posttrain.judges.embedding import load_head
 from posttrain.models import inference_device, load_checkpoint, load_model, load_tokenizer
@@ -77,9 +78,11 @@ class LMHeadJudge:
         truncate(self.model, self.band)
         self.batch_size = spec.get("batch_size", 16)
         self.progress = progress
+        self.precision = precision.resolve(spec.get("precision", "auto"), self.model.device.type, f"judge {self.name}")
 
     def __call__(self, items: list[dict]) -> list[dict]:
         if not items:
             return []
-        x = features(self.model, self.tokenizer, self.template, items, self.band, self.batch_size, self.progress)
+        with precision.autocast(self.precision, self.model.device):
+            x = features(self.model, self.tokenizer, self.template, items, self.band, self.batch_size, self.progress)
         return head.verdicts(head.apply(self.head, x))

@@ -19,6 +19,7 @@ from posttrain.io import atomic_dir, write_json
 from posttrain.judges import JudgeError, head, labelled, templates
 from posttrain.judges import embedding as embedding_judge
 from posttrain.judges import lm_head as lm_head_judge
+from posttrain.models import dequantised
 
 
 def train(spec: dict, encoder=None, model_dir: Path | None = None) -> dict:
@@ -37,7 +38,8 @@ def train(spec: dict, encoder=None, model_dir: Path | None = None) -> dict:
         model, tokenizer = lm_head_judge.load_judge_model(spec)
         template = templates.load(spec.get("template", "stance-judge-v1"))
         band = lm_head_judge.layer_band(model, spec.get("layers"))
-        if model_dir is not None and "gguf" in spec["model_spec"]:
+        # A GGUF judge model without the workflow's shared dequantised copy keeps its own, beside the head
+        if model_dir is not None and "gguf" in dequantised(spec["model_spec"]):
             with atomic_dir(model_dir) as tmp:
                 model.save_pretrained(tmp)
                 tokenizer.save_pretrained(tmp)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from posttrain.checkpointing import checkpoint_path
 from posttrain.config import ConfigError, load_spec
 from posttrain.data.chat import DatasetError
+from posttrain.determinism import training_numerics
 from posttrain.models import ModelNotFoundError
 
 
@@ -29,8 +28,7 @@ def parse_args(prog: str, doc: str, out: str, argv=None) -> argparse.Namespace:
     parser.add_argument(out, required=True)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    training_numerics(args.threads)
     return args
 
 

@@ -18,6 +18,7 @@ from posttrain.checkpointing import (
     ScheduledSnapshots,
     StopOnSignal,
     exit_if_stopped,
+    numerics,
     prepare_run_dir,
     write_manifest,
 )
@@ -100,7 +101,7 @@ def run_pref(spec: dict, data_path: str | Path, start: str | Path, run_dir: str 
     write_manifest(
         run_dir,
         {"run": spec["run"], "stage": "pref", "algorithm": spec["algorithm"], "model": str(start),
-         "dataset": spec["dataset"], "parent_run": spec["from"]["run"], "config": spec},
+         "dataset": spec["dataset"], "parent_run": spec["from"]["run"], "config": spec, **numerics(trainer)},
         steps,
         spec["max_steps"],
     )

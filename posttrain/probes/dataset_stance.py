@@ -26,7 +26,7 @@ from posttrain.judges import JudgeError, build
 from posttrain.judges.run import judge_items
 
 COLUMNS = ["dataset", "row", "side", "topic", "item_id", "labelled_stance", "judge",
-           "p_support", "p_neutral", "p_oppose", "label_mass"]
+           "p_support", "p_neutral", "p_oppose", "label_mass", "judge_precision"]
 
 
 def items(rows: list[dict], max_rows: int | None) -> list[dict]:
@@ -56,7 +56,7 @@ def judge(rows: list[dict], dataset: str, spec: dict, max_rows: int | None = Non
     verdicts = judge_items(judge, todo, partial)
     frame = pd.DataFrame([
         {"dataset": dataset, **{k: t[k] for k in ("row", "side", "topic", "item_id", "labelled_stance")},
-         "judge": judge.name, **{k: s[k] for k in ("p_support", "p_neutral", "p_oppose", "label_mass")}}
+         "judge": judge.name, "judge_precision": judge.precision, **{k: s[k] for k in ("p_support", "p_neutral", "p_oppose", "label_mass")}}
         for t, s in zip(todo, verdicts)
     ], columns=COLUMNS)
     return frame.astype({"topic": "string", "item_id": "string", "labelled_stance": "string"})

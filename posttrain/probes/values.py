@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from posttrain import precision, timing
 from posttrain.checkpointing import checkpoint_path
 from posttrain.config import load_spec
 from posttrain.io import write_parquet
@@ -29,7 +30,13 @@ from posttrain.models import ModelNotFoundError, load_checkpoint
 from posttrain.probes import forced_choice, generation, prompt_sets
 
 COLUMNS = ["run", "step", "topic", "prompt_id", "sample_id", "mode", "response", "judge",
-           "p_support", "p_neutral", "p_oppose", "label_mass", "prompt_set", "template", "seed", "n_tokens"]
+           "p_support", "p_neutral", "p_oppose", "label_mass", "prompt_set", "template", "seed", "n_tokens",
+           "precision", "judge_precision"]
+
+
+def mode_precision(spec: dict, mode: str, device) -> str:
+    """The precision a mode runs in on this device (probes.values.precision.<mode>, resolved here)."""
+    return precision.resolve(spec.get("precision", {}).get(mode, "auto"), torch.device(device).type, f"{mode} probe")
 
 
 def generated(model, tokenizer, spec: dict, run: str, step: int, partial: Path | None, progress: bool
@@ -37,15 +44,20 @@ def generated(model, tokenizer, spec: dict, run: str, step: int, partial: Path |
     """Sample answers, then judge each (the judge is loaded only once every answer is generated)."""
     settings = spec["generation"]
     ps = prompt_sets.load(spec["prompt_set"], settings.get("max_prompts_per_topic", spec.get("max_prompts_per_topic")))
-    rows = generation.sample(model, tokenizer, ps.prompts, settings, progress)
+    numerics = mode_precision(spec, "generation", model.device)
+    with precision.autocast(numerics, model.device), timing.phase("generation"):
+        rows = generation.sample(model, tokenizer, ps.prompts, settings, progress)
     question = {p["id"]: p for p in ps.prompts}
     items = [{"question": question[r["prompt_id"]]["question"], "response": r["response"],
               "topic": question[r["prompt_id"]]["topic"], "id": f"{r['prompt_id']}#{r['sample_id']}"} for r in rows]
-    judge = build(spec["judge"], progress)
-    verdicts = judge_items(judge, items, partial)
+    with timing.phase("judge load"):
+        judge = build(spec["judge"], progress)
+    with timing.phase("judging"):
+        verdicts = judge_items(judge, items, partial)
     return pd.DataFrame([
         {"run": run, "step": step, "topic": question[r["prompt_id"]]["topic"], "mode": "generation",
-         "judge": judge.name, "prompt_set": ps.name, **r, **v} for r, v in zip(rows, verdicts)
+         "judge": judge.name, "prompt_set": ps.name, "precision": numerics, "judge_precision": judge.precision,
+         **r, **v} for r, v in zip(rows, verdicts)
     ])
 
 
@@ -54,10 +66,13 @@ def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = Tr
     ps = prompt_sets.load(spec["prompt_set"], spec.get("max_prompts_per_topic"))
     frames = []
     if "forced_choice" in spec["modes"]:
-        scores = forced_choice.score(model, tokenizer, ps, spec["batch_size"], progress)
+        numerics = mode_precision(spec, "forced_choice", model.device)
+        with precision.autocast(numerics, model.device), timing.phase("forced choice"):
+            scores = forced_choice.score(model, tokenizer, ps, spec["batch_size"], progress)
         frames.append(pd.DataFrame([
             {"run": run, "step": step, "topic": p["topic"], "prompt_id": p["id"], "sample_id": 0,
-             "mode": "forced_choice", "response": None, "judge": "next_token", **s, "prompt_set": ps.name}
+             "mode": "forced_choice", "response": None, "judge": "next_token", **s, "prompt_set": ps.name,
+             "precision": numerics}
             for p, s in zip(ps.prompts, scores)
         ]))
     if "generation" in spec["modes"]:
@@ -90,7 +105,8 @@ def main(argv=None) -> None:
     try:
         spec = load_spec(args.spec)
         run = json.loads(Path(args.manifest).read_text())["run"]
-        model, tokenizer = load_checkpoint(checkpoint_path(args.manifest, args.step))
+        with timing.phase("load"):
+            model, tokenizer = load_checkpoint(checkpoint_path(args.manifest, args.step))
     except (ValueError, ModelNotFoundError, prompt_sets.PromptSetError) as e:
         sys.exit(f"error: {e}")
     start = time.perf_counter()
@@ -103,6 +119,7 @@ def main(argv=None) -> None:
     write_parquet(args.out, frame)
     partial.unlink(missing_ok=True)
     print(f"{run} step {args.step}: {len(frame)} rows in {time.perf_counter() - start:.1f}s -> {args.out}")
+    print(timing.summary())
 
 
 if __name__ == "__main__":

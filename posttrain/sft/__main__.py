@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from posttrain.config import ConfigError, load_spec
 from posttrain.data.chat import DatasetError
+from posttrain.determinism import training_numerics
 from posttrain.models import ModelNotFoundError
 from posttrain.sft.train import run_sft
 
@@ -27,8 +26,7 @@ def main(argv=None, callbacks=()) -> None:
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    training_numerics(args.threads)
     try:
         run_sft(load_spec(args.spec), args.data, args.run_dir, callbacks=list(callbacks))
     except (ConfigError, DatasetError, ModelNotFoundError) as e:

@@ -9,12 +9,13 @@ from datasets import Dataset
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
-from posttrain import tiny
+from posttrain import precision, tiny
 from posttrain.checkpointing import (
     LossLog,
     ScheduledSnapshots,
     StopOnSignal,
     exit_if_stopped,
+    numerics,
     prepare_run_dir,
     write_manifest,
 )
@@ -32,6 +33,11 @@ def lora_config(lora: dict) -> LoraConfig | None:
     )
 
 
+def training_precision(requested: str) -> str:
+    """The run's training precision on this machine (bf16 mixed precision or fp32)."""
+    return precision.resolve(requested, "cuda" if torch.cuda.is_available() else "cpu", "training")
+
+
 def training_args(spec: dict, state_dir: Path, **overrides) -> dict:
     """TrainingArguments shared by every stage: schedule, logging and the rolling resumable state."""
     t = spec["training"]
@@ -47,7 +53,7 @@ def training_args(spec: dict, state_dir: Path, **overrides) -> dict:
         "max_grad_norm": t["max_grad_norm"],
         "seed": t["seed"],
         "data_seed": t["seed"],
-        "bf16": t["bf16"],
+        "bf16": training_precision(t["precision"]) == "bf16",
         "use_cpu": not torch.cuda.is_available(),
         "logging_steps": 1,
         "save_strategy": "steps",
@@ -91,7 +97,7 @@ def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()
     write_manifest(
         run_dir,
         {"run": spec["run"], "stage": "sft", "algorithm": "sft", "model": spec["model"],
-         "dataset": spec["dataset"], "parent_run": None, "config": spec},
+         "dataset": spec["dataset"], "parent_run": None, "config": spec, **numerics(trainer)},
         steps,
         spec["max_steps"],
     )

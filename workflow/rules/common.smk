@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from posttrain.config import ConfigError, base_model, model_spec, training_resources, validate
 from posttrain.data.sft_mix import SOURCES as SFT_SOURCES
 from posttrain.judges import head_path as judge_inputs
+from posttrain.judges import model_inputs
 from posttrain.judges import resolve as resolve_judge
 from posttrain.schedule import checkpoint_steps
 
@@ -35,6 +36,7 @@ wildcard_constraints:
     step=r"\d+",
     name=one_of(config["reward_models"]),
     judge=one_of(config["judges"]),
+    model=one_of(config["models"]),
     split="train|dev|test",
 
 
@@ -95,6 +97,33 @@ def complexity_files(run):
     return expand("results/complexity/{run}/step-{step}.parquet", run=run, step=STEPS[run])
 
 
+def upstream_benchmarks():
+    """The `benchmark:` files of every job the store depends on (the DAG above it, rule by rule).
+
+    Passed to the store as a parameter, not as inputs: a missing benchmark file would make Snakemake rerun
+    its job (a whole SFT run for a deleted TSV), and jobs that ran before these files were recorded have none.
+    """
+    heads = {j for j in {JUDGE, *config["probes"]["judge_eval"]["judges"]} if judge_inputs(config, j)}
+    models = {config["sft"][r]["model"] for r in SFT_RUNS} | {config["judges"][j]["model"] for j in heads}
+    rms = {config["pref"][r]["reward_model"] for r in PREF_RUNS if config["pref"][r]["algorithm"] == "ppo"}
+    steps = [(run, step) for run in RUNS for step in STEPS[run]]
+    gguf = sorted(m for m in models if model_inputs(config, m))  # a `dequantise` job makes their loadable copy
+    return [
+        *expand("results/benchmarks/dataset/{dataset}.tsv", dataset=sorted(config["datasets"])),
+        *expand("results/benchmarks/dequantise/{model}.tsv", model=gguf),
+        *expand("results/benchmarks/sft/{run}.tsv", run=SFT_RUNS),
+        *expand("results/benchmarks/pref/{run}.tsv", run=PREF_RUNS),
+        *expand("results/benchmarks/reward_model/{name}.tsv", name=sorted(rms)),
+        *expand("results/benchmarks/judge_head/{judge}.tsv", judge=sorted(heads)),
+        *[f"results/benchmarks/judge_eval/{judge}/{config['probes']['judge_eval']['split']}.tsv"
+          for judge in config["probes"]["judge_eval"]["judges"]],
+        *expand("results/benchmarks/dataset_stance/{dataset}.tsv", dataset=sorted(config["datasets"])),
+        *[f"results/benchmarks/{'value_probe_pref_start' if run in PREF_RUNS and step == 0 else 'value_probe'}"
+          f"/{run}/step-{step}.tsv" for run, step in steps],
+        *(f"results/benchmarks/complexity_probe/{run}/step-{step}.tsv" for run, step in steps if COMPLEXITY),
+    ]
+
+
 # --- What each job asks the scheduler for (config: models.<name>.resources, resources.*) -------------------
 # Rules turn these into Snakemake's threads and resources, which the Slurm executor maps to sbatch flags:
 # threads -> --cpus-per-task, gpu -> --gpus, mem_mb -> --mem, runtime -> --time. Site facts (account,
@@ -133,14 +162,13 @@ def named_judge_resources(w):
 
 
 def launch_args(w):
-    """posttrain.launch options: one process per GPU, DeepSpeed as configured, bf16 as the run trains."""
+    """posttrain.launch options: one process per GPU, DeepSpeed as configured, the run's training precision."""
     section, name = trained(w)
     r = training_resources(config, section, name)
     args = [f"--processes {r['gpus']}"]
     if r["deepspeed"] != "none":
         args.append(f"--deepspeed {DEEPSPEED_CONFIGS / (r['deepspeed'] + '.json')}")
-    if config[section][name]["training"]["bf16"]:
-        args.append("--bf16")
+    args.append(f"--precision {config[section][name]['training']['precision']}")
     return " ".join(args)
 
 

@@ -2,6 +2,8 @@
 
 
 rule judge_head:
+    input:
+        lambda w: model_inputs(config, config["judges"][w.judge]["model"]) if "model" in config["judges"][w.judge] else [],
     output:
         "results/judges/{judge}/head.json",
     params:
@@ -11,6 +13,8 @@ rule judge_head:
         gpu=asks(named_judge_resources, "gpus"),
         mem_mb=asks(named_judge_resources, "mem_mb"),
         runtime=asks(named_judge_resources, "runtime"),
+    benchmark:
+        "results/benchmarks/judge_head/{judge}.tsv"
     log:
         "results/logs/judges/{judge}/head.log",
     shell:
@@ -30,6 +34,8 @@ rule judge_eval:
         gpu=asks(named_judge_resources, "gpus"),
         mem_mb=asks(named_judge_resources, "mem_mb"),
         runtime=asks(named_judge_resources, "runtime"),
+    benchmark:
+        "results/benchmarks/judge_eval/{judge}/{split}.tsv"
     log:
         "results/logs/judges/{judge}/eval-{split}.log",
     shell:

@@ -4,6 +4,7 @@
 rule sft:
     input:
         data=lambda w: f"results/data/{config['sft'][w.run]['dataset']}.jsonl",
+        model=lambda w: model_inputs(config, config["sft"][w.run]["model"]),
     output:
         "results/runs/{run}/checkpoints.json",
     params:
@@ -17,6 +18,8 @@ rule sft:
         gpu=asks(train_resources, "gpus"),
         mem_mb=asks(train_resources, "mem_mb"),
         runtime=asks(train_resources, "runtime"),
+    benchmark:
+        "results/benchmarks/sft/{run}.tsv"
     log:
         "results/logs/sft/{run}.log",
     shell:
