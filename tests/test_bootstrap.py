@@ -96,3 +96,111 @@ def test_numpy_metrics_agree_with_the_drift_view():
         for name in ("drift_time", "drift_time_settled"):
             expected, got = float(m[name]), getattr(row, name)
             assert (math.isnan(expected) and pd.isna(got)) or got == pytest.approx(expected), (row.topic, name)
+
+
+def reference_intervals(frame: pd.DataFrame, resamples: int, confidence: float, fraction: float, seed: int):
+    """The resampling scheme written out one draw at a time: per replicate, the topic's prompts once for all
+    checkpoints, then at each checkpoint each chosen prompt's own samples, as many as it has; the curve is
+    the mean over all drawn samples (the point estimate of stance_by_topic)."""
+    rng = np.random.default_rng(seed)
+    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
+    stance, drift = {}, {}
+    for key, group in frame.groupby(["run", "topic", "mode"]):
+        steps = np.sort(group.step.unique())
+        prompts = np.sort(group.prompt_id.unique())
+        group = group.sort_values(["step", "prompt_id", "sample_id"])
+        curves = np.empty((resamples, len(steps), 3))
+        chosen = [prompts[rng.integers(0, len(prompts), len(prompts))] for _ in range(resamples)]
+        for i, step in enumerate(steps):
+            at = group[group.step == step]
+            values = at[["p_support", "p_neutral", "p_oppose"]].to_numpy()
+            count = at.groupby("prompt_id").size().reindex(prompts, fill_value=0).to_numpy()
+            start = np.r_[0, np.cumsum(count)[:-1]]
+            for b in range(resamples):
+                picked = np.searchsorted(prompts, chosen[b])
+                n = np.repeat(count[picked], count[picked])  # each chosen prompt draws as many as it has
+                drawn = np.repeat(start[picked], count[picked]) + (rng.random(len(n)) * n).astype(int)
+                curves[b, i] = values[drawn].mean(axis=0) if len(drawn) else np.nan
+        lo, hi = np.nanpercentile(curves, q, axis=0)
+        for i, step in enumerate(steps):
+            for j, s in enumerate(("support", "neutral", "oppose")):
+                stance[key + (step, s)] = (lo[i, j], hi[i, j])
+        metrics = drift_metrics(steps, np.moveaxis(curves, -1, 1), fraction)
+        for j, s in enumerate(("support", "neutral", "oppose")):
+            drift[key + (s,)] = {name: np.percentile(v[:, j][np.isfinite(v[:, j])], q) for name, v in metrics.items()}
+    return stance, drift
+
+
+def mixed_study(seed=0):
+    """Two topics with every kind of cell: one sample, identical samples, 2-6 samples (tabulated multisets),
+    8 samples (drawn one by one), counts that differ within a step, and a prompt missing at one step."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for topic, shift in (("a", 0.0), ("b", 0.15)):
+        for p in range(12):
+            for step in (0, 4, 9, 20):
+                if p == 11 and step == 9:
+                    continue  # not probed at this checkpoint
+                n = [1, 2, 3, 5, 6, 8, 5, 5, 4, 3, 2, 1][p]
+                same = p == 6  # five identical samples
+                base = rng.dirichlet([2, 2, 2])
+                for k in range(n):
+                    v = base if same else rng.dirichlet([2, 2, 2])
+                    v = v + np.array([shift, -shift / 2, -shift / 2]) * step / 20
+                    rows.append({"run": "r", "topic": topic, "mode": "generation", "step": step,
+                                 "prompt_id": f"q{p:02d}", "sample_id": k,
+                                 "p_support": v[0], "p_neutral": v[1], "p_oppose": v[2]})
+    return pd.DataFrame(rows)
+
+
+def test_fast_path_matches_the_draw_by_draw_reference():
+    frame = mixed_study()
+    stance, drift = intervals(frame, resamples=3000, confidence=0.9, fraction=0.95, seed=1)
+    ref_stance, ref_drift = reference_intervals(frame, 3000, 0.9, 0.95, seed=2)
+    assert len(stance) == len(ref_stance) == 2 * 4 * 3
+    for row in stance.itertuples():
+        lo, hi = ref_stance[(row.run, row.topic, row.mode, row.step, row.stance)]
+        # percentiles of two independent 3000-replicate bootstraps: a tenth of the width is ~5 standard errors
+        assert row.lo == pytest.approx(lo, abs=0.1 * (hi - lo)), row
+        assert row.hi == pytest.approx(hi, abs=0.1 * (hi - lo)), row
+    steps = np.array([0, 4, 9, 20])
+    for row in drift.itertuples():
+        ref = ref_drift[(row.run, row.topic, row.mode, row.stance)]
+        lo, hi = ref["magnitude"]
+        assert (row.magnitude_lo, row.magnitude_hi) == pytest.approx((lo, hi), abs=0.1 * (hi - lo)), row
+        gap = np.diff(steps).max() / (steps[-1] - steps[0])  # drift times take the values of the steps
+        assert row.drift_time_lo == pytest.approx(ref["drift_time"][0], abs=gap), row
+        assert row.drift_time_hi == pytest.approx(ref["drift_time"][1], abs=gap), row
+
+
+def test_steps_without_variance_give_their_value_exactly():
+    # every sample of a step has the same value (different per step), whatever the prompts' sample counts
+    values = {0: 0.1, 3: 0.37, 8: 0.62}
+    frame = rows({step: [[v] * n for n in (1, 2, 5, 8, 3)] for step, v in values.items()})
+    stance, drift = intervals(frame, resamples=300, confidence=0.95, fraction=0.95)
+    support = stance[stance.stance == "support"].set_index("step")
+    for step, v in values.items():
+        assert support.loc[step, "lo"] == support.loc[step, "hi"] == v
+    d = drift[drift.stance == "support"].iloc[0]
+    assert d.magnitude_lo == d.magnitude_hi == 0.62 - 0.1
+
+
+def test_numbers_do_not_depend_on_threads_or_on_other_groups():
+    frame = mixed_study()
+    one = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=5, threads=1)
+    two = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=5, threads=2)
+    for a, b in zip(one, two):
+        pd.testing.assert_frame_equal(a, b)
+    alone, _ = intervals(frame[frame.topic == "b"], resamples=200, confidence=0.95, fraction=0.95, seed=5)
+    pd.testing.assert_frame_equal(alone, one[0][one[0].topic == "b"].reset_index(drop=True))
+    other_seed, _ = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=6)
+    assert not np.allclose(other_seed.hi, one[0].hi)
+
+
+def test_bad_samples_are_named():
+    frame = rows({0: [[0.2], [0.4]]})
+    with pytest.raises(ValueError, match="p_oppose"):
+        intervals(frame.drop(columns="p_oppose"), 10, 0.95, 0.95)
+    frame.loc[1, "p_neutral"] = np.nan
+    with pytest.raises(ValueError, match="prompt p001"):
+        intervals(frame, 10, 0.95, 0.95)
