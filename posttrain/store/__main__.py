@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 
 from posttrain.io import atomic_path
+from posttrain.store.bootstrap import COLUMNS as BOOTSTRAP_COLUMNS
 from posttrain.store.bootstrap import intervals
 
 VIEWS = Path(__file__).with_name("views.sql")
@@ -77,8 +78,9 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
                     "path FROM checkpoints_df ORDER BY run, step")
         con.execute("CREATE TABLE stance_samples AS SELECT * FROM read_parquet($files, union_by_name = true) "
                     "ORDER BY run, step, mode, prompt_id, sample_id", {"files": [str(f) for f in stance]})
-        stance_ci, drift_ci = intervals(con.execute("SELECT * FROM stance_samples").df(), resamples, confidence,
-                                        extremum_fraction, seed)
+        # only the columns the bootstrap reads: the answers' text would cost GBs of memory at cluster scale
+        samples = con.execute(f"SELECT {', '.join(BOOTSTRAP_COLUMNS)} FROM stance_samples").df()
+        stance_ci, drift_ci = intervals(samples, resamples, confidence, extremum_fraction, seed)
         con.register("stance_ci_df", stance_ci)
         con.register("drift_ci_df", drift_ci)
         con.execute("CREATE TABLE stance_ci AS SELECT * FROM stance_ci_df")
