@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from posttrain import precision
 from posttrain.complexity.__main__ import measure
 from posttrain.config import model_spec, read_yaml, validate
 from posttrain.data.__main__ import prepare
+from posttrain.determinism import training_numerics
 from posttrain.io import write_json, write_jsonl
 from posttrain.judges import build, resolve
 from posttrain.judges.train_head import train as fit_head
@@ -45,6 +47,7 @@ from posttrain.sft.train import run_sft
 REPO = Path(__file__).resolve().parents[1]
 STANCES = ("support", "neutral", "oppose")
 BOTH = ("fp32", "bf16")
+PARTS = ("training", "forced_choice", "generation", "complexity")
 
 
 class StepTimes(TrainerCallback):
@@ -64,17 +67,21 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
+def train(config: dict, data: Path, work: Path, steps: int, p: str) -> dict:
+    """`steps` SFT steps of the default study's run in precision p: seconds per step and the loss curve."""
+    spec = copy.deepcopy(config["sft"]["sft-valuemix"])
+    spec.update(run=f"precision-{p}", max_steps=steps, checkpoints={"steps": []},
+                model_spec=model_spec(config, spec["model"]))
+    spec["training"]["precision"] = p
+    timer = StepTimes()
+    shutil.rmtree(work / f"sft-{p}", ignore_errors=True)  # a fresh run, never a resumed one: every step is timed
+    run_sft(spec, data, work / f"sft-{p}", callbacks=[timer])
+    log = [json.loads(line) for line in (work / f"sft-{p}" / "train_log.jsonl").read_text().splitlines()]
+    return {"seconds_per_step": timer.seconds, "loss": [r["loss"] for r in log if "loss" in r]}
+
+
 def training(config: dict, data: Path, work: Path, steps: int) -> dict:
-    out = {}
-    for p in BOTH:
-        spec = copy.deepcopy(config["sft"]["sft-valuemix"])
-        spec.update(run=f"precision-{p}", max_steps=steps, checkpoints={"steps": []},
-                    model_spec=model_spec(config, spec["model"]))
-        spec["training"]["precision"] = p
-        timer = StepTimes()
-        run_sft(spec, data, work / f"sft-{p}", callbacks=[timer])
-        log = [json.loads(line) for line in (work / f"sft-{p}" / "train_log.jsonl").read_text().splitlines()]
-        out[p] = {"seconds_per_step": timer.seconds, "loss": [r["loss"] for r in log if "loss" in r]}
+    out = {p: train(config, data, work, steps, p) for p in BOTH}
     a, b = np.array(out["fp32"]["loss"]), np.array(out["bf16"]["loss"])
     body = slice(0, steps - 1)  # the last step also writes a snapshot
     return {**out, "median_s_per_step": {p: float(np.median(out[p]["seconds_per_step"][body])) for p in BOTH},
@@ -140,10 +147,12 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--prompts-per-topic", type=int, default=None, help="forced choice: default all 50")
     parser.add_argument("--train-steps", type=int, default=20)
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                        help="what to compare (default all); the probes run on the fp32 training run's checkpoints")
     parser.add_argument("--work", default=None, help="keep the data, runs and judge here (default: a temp dir)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "precision.json"))
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    training_numerics(args.threads)  # as the training stages do: fixed threads, deterministic kernels
     config = validate(read_yaml(REPO / "config" / "config.yaml"))
     work = Path(args.work or tempfile.mkdtemp(prefix="precision-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -153,8 +162,11 @@ def main(argv=None) -> None:
 
     data = work / "valuemix.jsonl"
     write_jsonl(data, prepare(config["datasets"]["valuemix"]))
-    result["training"] = training(config, data, work, args.train_steps)
-    print(json.dumps({"training": {k: v for k, v in result["training"].items() if k not in BOTH}}), flush=True)
+    if "training" in args.parts:
+        result["training"] = training(config, data, work, args.train_steps)
+        print(json.dumps({"training": {k: v for k, v in result["training"].items() if k not in BOTH}}), flush=True)
+    elif not (work / "sft-fp32" / "checkpoints.json").is_file():  # the probes still need the fp32 run's checkpoints
+        train(config, data, work, args.train_steps, "fp32")
 
     judge_spec = resolve(config, config["probes"]["judge"], results=str(work))
     head = Path(judge_spec["head"])
@@ -166,13 +178,16 @@ def main(argv=None) -> None:
     result["checkpoints"] = {}
     for name in ("step-0", f"step-{args.train_steps}"):
         model, tokenizer = load_checkpoint(work / "sft-fp32" / "checkpoints" / name)
-        part = {"forced_choice": forced(model, tokenizer, ps)}
-        print(name, json.dumps(part), flush=True)
-        part["generation"] = generated(model, tokenizer, config, judge)
-        print(name, json.dumps(part["generation"]), flush=True)
-        part["complexity"] = complexity(model, tokenizer, config, judge_spec)
-        print(name, json.dumps({k: v for k, v in part["complexity"].items() if k != "programs"}), flush=True)
-        result["checkpoints"][name] = part
+        part = result["checkpoints"][name] = {}
+        if "forced_choice" in args.parts:
+            part["forced_choice"] = forced(model, tokenizer, ps)
+            print(name, json.dumps(part["forced_choice"]), flush=True)
+        if "generation" in args.parts:
+            part["generation"] = generated(model, tokenizer, config, judge)
+            print(name, json.dumps(part["generation"]), flush=True)
+        if "complexity" in args.parts:
+            part["complexity"] = complexity(model, tokenizer, config, judge_spec)
+            print(name, json.dumps({k: v for k, v in part["complexity"].items() if k != "programs"}), flush=True)
     write_json(args.out, result)
     print(f"-> {args.out}")
 

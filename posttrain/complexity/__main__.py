@@ -71,6 +71,10 @@ def main(argv=None) -> None:
     parser.add_argument("--spec", required=True)
     parser.add_argument("--reference", action="append", default=[], metavar="NAME=DIR",
                         help="weights the delta is taken against (the run's start, the base model)")
+    parser.add_argument("--same-as", metavar="PARQUET",
+                        help="the checkpoint has the same weights as the one this file measured (a preference run's "
+                             "step 0 is its parent's checkpoint): copy its rows, and compute only the weight-delta "
+                             "programs, whose references differ")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
@@ -92,7 +96,13 @@ def main(argv=None) -> None:
                                     for n, p in source.named_parameters()}
                 references[name] = by_path[key]
         start = time.perf_counter()
+        copied = None
+        if args.same_as:
+            copied = pd.read_parquet(args.same_as).query("estimator != 'weight_delta'").assign(run=run, step=args.step)
+            spec = {**spec, "estimators": {k: v for k, v in spec.get("estimators", {}).items() if k == "weight_delta"}}
         frame = measure(model, tokenizer, spec, run, args.step, references)
+        if copied is not None:
+            frame = pd.concat([copied.reindex(columns=COLUMNS), frame], ignore_index=True).astype(frame.dtypes.to_dict())
     except (ValueError, ModelNotFoundError, tasks.TaskError) as e:
         sys.exit(f"error: {e}")
     write_parquet(args.out, frame)
