@@ -16,8 +16,8 @@ drawing every sample index one by one:
 - A prompt with n samples resampled n times gives one of C(2n-1, n) multisets (126 for n = 5), each with
   probability (its number of orderings) / n^n. Drawing one integer in [0, n^n) and mapping it to its
   multiset is exactly the n independent draws; the multisets' sums are tabulated per (step, prompt), so a
-  chosen prompt costs one draw and one table look-up per stance instead of n of each. Above
-  TABLE_MAX_SAMPLES samples the table would be too large and the n indices are drawn directly.
+  chosen prompt costs one draw and one look-up (of its three stance sums) instead of n draws and 3n
+  look-ups. Above TABLE_MAX_SAMPLES samples the table would be too large and the n indices are drawn directly.
 - Each group has its own random stream, derived from the seed and the group's key: a group's intervals
   do not depend on the other groups or on the number of threads, so groups run in parallel threads (numpy
   releases the GIL in the draws, gathers and sums).
@@ -84,19 +84,6 @@ def _stream(seed: int, key: tuple) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=words))
 
 
-def _uniform(rng: np.random.Generator, high: int, shape: tuple) -> np.ndarray:
-    """Exactly uniform integers in [0, high) (high < 2^32) as intp, twice as fast as rng.integers: Lemire's
-    multiply-shift on 32 random bits, redrawing the rare values (probability < high / 2^32) it would bias."""
-    size = int(np.prod(shape))
-    bits = rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size].astype(np.uint64)
-    bits *= high
-    biased = (bits & 0xFFFFFFFF) < (1 << 32) % high
-    bits >>= 32
-    if biased.any():
-        bits[biased] = rng.integers(0, high, size=int(biased.sum()))
-    return bits.view(np.intp).reshape(shape)
-
-
 def _chunks(total: int, per_row: int):
     step = max(1, CHUNK // max(per_row, 1))
     return [slice(a, min(a + step, total)) for a in range(0, total, step)]
@@ -132,16 +119,15 @@ def _replicate_curves(cube: np.ndarray, counts: np.ndarray, resamples: int, rng:
         if n <= TABLE_MAX_SAMPLES:
             ordering, multisets = _multisets(n)
             table = (multisets @ values).reshape(n_steps, -1, 4)  # [step, prompt * n_multisets + multiset, c]
-            base, width = pick.T * len(multisets), n_prompts
+            base, width, high = pick.T * len(multisets), n_prompts, n ** n  # an ordering per chosen prompt
         else:  # draw the n sample indices of every chosen prompt one by one
             table = values.reshape(n_steps, -1, 4)  # [step, prompt * n + sample, c]
-            base, width = np.repeat(pick.T * n, n, axis=0), n_prompts * n
+            base, width, high = np.repeat(pick.T * n, n, axis=0), n_prompts * n, n  # n indices per chosen prompt
+        dtype = np.uint16 if high <= 1 << 16 else np.int64  # small draws are cheaper
         for rows in _chunks(resamples, width):
             for s in range(n_steps):
-                if n <= TABLE_MAX_SAMPLES:
-                    index = np.take(ordering, _uniform(rng, n ** n, (width, rows.stop - rows.start)))
-                else:
-                    index = _uniform(rng, n, (width, rows.stop - rows.start))
+                draws = rng.integers(0, high, size=(width, rows.stop - rows.start), dtype=dtype)
+                index = np.take(ordering, draws) if n <= TABLE_MAX_SAMPLES else draws.astype(np.intp)
                 index += base[:, rows]
                 sums[rows, s] += np.take(table[s], index, axis=0).sum(axis=0)[:, :3]  # over the chosen prompts
     with np.errstate(invalid="ignore", divide="ignore"):
