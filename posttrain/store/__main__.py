@@ -3,7 +3,8 @@
     python -m posttrain.store --manifests results/runs/*/checkpoints.json \
         --stance results/probes/values/*/*.parquet --out results/study.duckdb [--extremum-fraction 0.95] \
         [--datasets-stance results/probes/datasets/*.parquet] [--judge-evals results/judges/*/eval-test.json] \
-        [--resamples 1000 --confidence 0.95 --seed 0]
+        [--resamples 1000 --confidence 0.95 --seed 0] \
+        [--benchmarks results/benchmarks/<rule>/<key>.tsv ... --benchmark-root results/benchmarks]
 
 The database is built under a temp name and renamed into place: readers never see a half-built file,
 and a failed build leaves the previous database untouched.
@@ -19,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from posttrain.io import atomic_path
+from posttrain.store import job_benchmarks
 from posttrain.store.bootstrap import COLUMNS as BOOTSTRAP_COLUMNS
 from posttrain.store.bootstrap import intervals
 
@@ -26,6 +28,7 @@ VIEWS = Path(__file__).with_name("views.sql")
 DATASET_VIEWS = Path(__file__).with_name("dataset_views.sql")
 JUDGE_VIEWS = Path(__file__).with_name("judge_views.sql")
 COMPLEXITY_VIEWS = Path(__file__).with_name("complexity_views.sql")
+JOB_VIEWS = Path(__file__).with_name("job_views.sql")
 
 
 def delta_sql(deltas: dict[str, float]) -> str:
@@ -66,8 +69,11 @@ def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
 def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum_fraction: float = 0.95,
           datasets_stance: list[str] = (), judge_evals: list[str] = (), resamples: int = 1000,
           confidence: float = 0.95, seed: int = 0, complexity: list[str] = (),
-          deltas: dict[str, float] | None = None) -> None:
+          deltas: dict[str, float] | None = None, benchmarks: list[str] = (),
+          benchmark_root: str | Path = "results/benchmarks") -> list[str]:
+    """Returns the benchmark files that were asked for but do not exist (jobs from before they were recorded)."""
     runs, checkpoints = _runs_and_checkpoints(manifests)
+    jobs, missing_benchmarks = job_benchmarks.load(list(benchmarks), benchmark_root)
     with atomic_path(db_path, suffix=".duckdb") as tmp:
         tmp.unlink()  # duckdb wants to create the file itself
         con = duckdb.connect(str(tmp))
@@ -101,7 +107,11 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
                         "ORDER BY dataset, row, side", {"files": [str(f) for f in datasets_stance]})
             con.execute(DATASET_VIEWS.read_text())
         con.execute(VIEWS.read_text().format(extremum_fraction=float(extremum_fraction)))
+        con.register("job_benchmarks_df", jobs)
+        con.execute("CREATE TABLE job_benchmarks AS SELECT * FROM job_benchmarks_df")
+        con.execute(JOB_VIEWS.read_text())
         con.close()
+    return missing_benchmarks
 
 
 def main(argv=None) -> None:
@@ -117,9 +127,17 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--complexity", nargs="*", default=[], help="complexity-probe Parquet files")
     parser.add_argument("--deltas", default="{}", help='per-task δ for task_complexity, JSON: {"arithmetic": 0.5}')
+    parser.add_argument("--benchmarks", nargs="*", default=[],
+                        help="Snakemake benchmark files of the jobs the store depends on (absent ones are skipped)")
+    parser.add_argument("--benchmark-root", default="results/benchmarks",
+                        help="folder whose layout <rule>/<key>.tsv names each file's job")
     args = parser.parse_args(argv)
-    build(args.out, args.manifests, args.stance, args.extremum_fraction, args.datasets_stance, args.judge_evals,
-          args.resamples, args.confidence, args.seed, args.complexity, json.loads(args.deltas))
+    missing = build(args.out, args.manifests, args.stance, args.extremum_fraction, args.datasets_stance,
+                    args.judge_evals, args.resamples, args.confidence, args.seed, args.complexity,
+                    json.loads(args.deltas), args.benchmarks, args.benchmark_root)
+    if missing:
+        print(f"{len(missing)} of {len(args.benchmarks)} job benchmark files absent (jobs run before they were "
+              f"recorded), first: {missing[0]}")
     with duckdb.connect(args.out, read_only=True) as con:
         n = con.execute("SELECT count(*) FROM stance_samples").fetchone()[0]
     print(f"built {args.out}: {len(args.manifests)} runs, {n} stance rows")

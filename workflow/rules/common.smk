@@ -103,24 +103,25 @@ def upstream_benchmarks():
     Passed to the store as a parameter, not as inputs: a missing benchmark file would make Snakemake rerun
     its job (a whole SFT run for a deleted TSV), and jobs that ran before these files were recorded have none.
     """
-    heads = {j for j in {JUDGE, *config["probes"]["judge_eval"]["judges"]} if judge_inputs(config, j)}
-    models = {config["sft"][r]["model"] for r in SFT_RUNS} | {config["judges"][j]["model"] for j in heads}
+    # What the judges in use and the SFT runs wait for (the rules' own input functions): heads, dequantised models.
+    needs = {p for j in {JUDGE, *config["probes"]["judge_eval"]["judges"]} for p in judge_inputs(config, j)}
+    needs |= {p for r in SFT_RUNS for p in model_inputs(config, config["sft"][r]["model"])}
+    heads = sorted(Path(p).parent.name for p in needs if Path(p).name == "head.json")
+    gguf = sorted(Path(p).name for p in needs if p.startswith("results/models/"))
     rms = {config["pref"][r]["reward_model"] for r in PREF_RUNS if config["pref"][r]["algorithm"] == "ppo"}
     steps = [(run, step) for run in RUNS for step in STEPS[run]]
-    gguf = sorted(m for m in models if model_inputs(config, m))  # a `dequantise` job makes their loadable copy
     return [
         *expand("results/benchmarks/dataset/{dataset}.tsv", dataset=sorted(config["datasets"])),
         *expand("results/benchmarks/dequantise/{model}.tsv", model=gguf),
         *expand("results/benchmarks/sft/{run}.tsv", run=SFT_RUNS),
         *expand("results/benchmarks/pref/{run}.tsv", run=PREF_RUNS),
         *expand("results/benchmarks/reward_model/{name}.tsv", name=sorted(rms)),
-        *expand("results/benchmarks/judge_head/{judge}.tsv", judge=sorted(heads)),
+        *expand("results/benchmarks/judge_head/{judge}.tsv", judge=heads),
         *[f"results/benchmarks/judge_eval/{judge}/{config['probes']['judge_eval']['split']}.tsv"
           for judge in config["probes"]["judge_eval"]["judges"]],
         *expand("results/benchmarks/dataset_stance/{dataset}.tsv", dataset=sorted(config["datasets"])),
-        *[f"results/benchmarks/{'value_probe_pref_start' if run in PREF_RUNS and step == 0 else 'value_probe'}"
-          f"/{run}/step-{step}.tsv" for run, step in steps],
-        *(f"results/benchmarks/complexity_probe/{run}/step-{step}.tsv" for run, step in steps if COMPLEXITY),
+        *[f"results/benchmarks/{probe}{'_pref_start' * (run in PREF_RUNS and step == 0)}/{run}/step-{step}.tsv"
+          for probe in ["value_probe", *["complexity_probe"] * COMPLEXITY] for run, step in steps],
     ]
 
 

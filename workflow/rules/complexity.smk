@@ -32,6 +32,8 @@ rule complexity_probe:
         gpu=asks(probe_resources, "gpus"),
         mem_mb=asks(probe_resources, "mem_mb"),
         runtime=asks(probe_resources, "runtime"),
+    benchmark:
+        "results/benchmarks/complexity_probe/{run}/step-{step}.tsv"
     log:
         "results/logs/complexity/{run}/step-{step}.log",
     shell:

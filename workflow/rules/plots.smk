@@ -3,6 +3,8 @@ rule stance_plot:
         "results/study.duckdb",
     output:
         "results/plots/stance-{run}.png",
+    benchmark:
+        "results/benchmarks/stance_plot/{run}.tsv"
     log:
         "results/logs/plots/stance-{run}.log",
     shell:
@@ -14,6 +16,8 @@ rule compare_plot:
         "results/study.duckdb",
     output:
         "results/plots/pref-drift.png",
+    benchmark:
+        "results/benchmarks/compare_plot.tsv"
     log:
         "results/logs/plots/pref-drift.log",
     shell:
@@ -25,6 +29,8 @@ rule drift_heatmap:
         "results/study.duckdb",
     output:
         "results/plots/drift-heatmap.png",
+    benchmark:
+        "results/benchmarks/drift_heatmap.tsv"
     log:
         "results/logs/plots/drift-heatmap.log",
     shell:
@@ -36,6 +42,8 @@ rule stance_shares:
         "results/study.duckdb",
     output:
         "results/plots/stance-shares.png",
+    benchmark:
+        "results/benchmarks/stance_shares.tsv"
     log:
         "results/logs/plots/stance-shares.log",
     shell:
@@ -47,6 +55,8 @@ rule pareto_plot:
         "results/study.duckdb",
     output:
         "results/plots/pareto-{run}.png",
+    benchmark:
+        "results/benchmarks/pareto_plot/{run}.tsv"
     log:
         "results/logs/plots/pareto-{run}.log",
     shell:
@@ -58,6 +68,8 @@ rule task_complexity_plot:
         "results/study.duckdb",
     output:
         "results/plots/task-complexity.png",
+    benchmark:
+        "results/benchmarks/task_complexity_plot.tsv"
     log:
         "results/logs/plots/task-complexity.log",
     shell:

@@ -18,6 +18,8 @@ rule pref:
         gpu=asks(train_resources, "gpus"),
         mem_mb=asks(train_resources, "mem_mb"),
         runtime=asks(train_resources, "runtime"),
+    benchmark:
+        "results/benchmarks/pref/{run}.tsv"
     log:
         "results/logs/pref/{run}.log",
     shell:

@@ -10,6 +10,8 @@ rule value_probe:
         gpu=asks(probe_resources, "gpus"),
         mem_mb=asks(probe_resources, "mem_mb"),
         runtime=asks(probe_resources, "runtime"),
+    benchmark:
+        "results/benchmarks/value_probe/{run}/step-{step}.tsv"
     log:
         "results/logs/probes/values/{run}/step-{step}.log",
     shell:
@@ -31,6 +33,8 @@ rule value_probe_pref_start:
         "results/probes/values/{run}/step-0.parquet",
     wildcard_constraints:
         run=one_of(PREF_RUNS),
+    benchmark:
+        "results/benchmarks/value_probe_pref_start/{run}/step-0.tsv"
     log:
         "results/logs/probes/values/{run}/step-0.log",
     shell:
@@ -53,6 +57,8 @@ rule dataset_stance:
         gpu=asks(fixed(judge_resources(JUDGE)), "gpus"),
         mem_mb=asks(fixed(judge_resources(JUDGE)), "mem_mb"),
         runtime=asks(fixed(judge_resources(JUDGE)), "runtime"),
+    benchmark:
+        "results/benchmarks/dataset_stance/{dataset}.tsv"
     log:
         "results/logs/probes/datasets/{dataset}.log",
     shell:

@@ -14,6 +14,8 @@ rule reward_model:
         gpu=asks(train_resources, "gpus"),
         mem_mb=asks(train_resources, "mem_mb"),
         runtime=asks(train_resources, "runtime"),
+    benchmark:
+        "results/benchmarks/reward_model/{name}.tsv"
     log:
         "results/logs/reward/{name}.log",
     shell:

@@ -11,15 +11,19 @@ rule store:
         fraction=config["drift"]["extremum_fraction"],
         bootstrap=config["drift"]["bootstrap"],
         deltas=spec_json(config["complexity"]["delta"]),
+        benchmarks=upstream_benchmarks(),
     threads: asks(fixed(config["resources"]["store"]), "cpus")
     resources:
         gpu=asks(fixed(config["resources"]["store"]), "gpus"),
         mem_mb=asks(fixed(config["resources"]["store"]), "mem_mb"),
         runtime=asks(fixed(config["resources"]["store"]), "runtime"),
+    benchmark:
+        "results/benchmarks/store.tsv"
     log:
         "results/logs/store.log",
     shell:
         "python -m posttrain.store --manifests {input.manifests} --stance {input.stance} --out {output}"
         " --datasets-stance {input.datasets} --judge-evals {input.judges} --extremum-fraction {params.fraction}"
         " --resamples {params.bootstrap[resamples]} --confidence {params.bootstrap[confidence]}"
-        " --seed {params.bootstrap[seed]} --complexity {input.complexity} --deltas {params.deltas:q} > {log} 2>&1"
+        " --seed {params.bootstrap[seed]} --complexity {input.complexity} --deltas {params.deltas:q}"
+        " --benchmarks {params.benchmarks} --benchmark-root results/benchmarks > {log} 2>&1"
