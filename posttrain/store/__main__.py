@@ -84,8 +84,9 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
                     "path FROM checkpoints_df ORDER BY run, step")
         con.execute("CREATE TABLE stance_samples AS SELECT * FROM read_parquet($files, union_by_name = true) "
                     "ORDER BY run, step, mode, prompt_id, sample_id", {"files": [str(f) for f in stance]})
-        # only the columns the bootstrap reads: the answers' text would cost GBs of memory at cluster scale
-        samples = con.execute(f"SELECT {', '.join(BOOTSTRAP_COLUMNS)} FROM stance_samples").df()
+        # only the columns the bootstrap reads: the answers' text would cost GBs of memory at cluster scale.
+        # Through Arrow: at 2.75 M rows 3x faster than .df() with half its transient memory (benchmarks/README.md)
+        samples = con.sql(f"SELECT {', '.join(BOOTSTRAP_COLUMNS)} FROM stance_samples").to_arrow_table().to_pandas()
         stance_ci, drift_ci = intervals(samples, resamples, confidence, extremum_fraction, seed)
         con.register("stance_ci_df", stance_ci)
         con.register("drift_ci_df", drift_ci)
