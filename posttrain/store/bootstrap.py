@@ -161,7 +161,14 @@ def _groups(samples: pd.DataFrame):
     codes, uniques = zip(*(pd.factorize(samples[k], sort=True) for k in KEYS + ["step", "prompt_id", "sample_id"]))
     if any((c < 0).any() for c in codes):
         raise ValueError("stance samples: run, topic, mode, step, prompt_id and sample_id must not be missing")
-    order = np.lexsort(codes[::-1])
+    sizes = [len(u) for u in uniques]
+    if np.prod(np.array(sizes, dtype=float)) < 2.0 ** 62:  # one int64 key: sorts faster than lexsort
+        key = np.zeros(len(samples), dtype=np.int64)
+        for c, size in zip(codes, sizes):
+            key = key * size + c
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort(codes[::-1])
     run, topic, mode, step, prompt = (np.asarray(c)[order] for c in codes[:5])
     values = samples[[f"p_{s}" for s in STANCES]].to_numpy(dtype=np.float64)[order]
     if not np.isfinite(values).all():
@@ -197,10 +204,12 @@ def intervals(samples: pd.DataFrame, resamples: int, confidence: float, fraction
         raise ValueError(f"bootstrap: resamples must be >= 1 and confidence in (0, 1), got {resamples}, {confidence}")
     threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
-    groups = list(_groups(samples)) if len(samples) else []
-    # one BLAS thread per group: the groups already use the cores, and idle BLAS threads spin-wait on them
+    # one BLAS thread per group: the groups already use the cores, and idle BLAS threads spin-wait on them.
+    # Groups are handed to the threads as they are cut out of the table, so the two overlap.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max(1, threads)) as pool:
-        results = list(pool.map(lambda g: _group(*g, resamples, q, fraction, seed), groups))
+        done = list(pool.map(lambda g: (g[0], g[1], _group(*g, resamples, q, fraction, seed)),
+                             _groups(samples) if len(samples) else []))
+    groups, results = [(key, steps) for key, steps, _ in done], [r for _, _, r in done]
 
     keys = np.empty(len(groups), dtype=object)
     keys[:] = [g[0] for g in groups]
