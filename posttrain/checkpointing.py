@@ -54,6 +54,9 @@ class ScheduledSnapshots(TrainerCallback):
                 merged = copy.deepcopy(model).merge_and_unload()
                 merged.save_pretrained(tmp)
                 trainer.processing_class.save_pretrained(tmp)
+        elif getattr(trainer, "is_deepspeed_enabled", False) and any(
+                p.dtype != torch.float32 for p in model.parameters()):
+            _save_fp32_masters(trainer, model, tmp)
         else:
             trainer.save_model(str(tmp))
         if trainer.is_world_process_zero():
@@ -68,6 +71,31 @@ class ScheduledSnapshots(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step in self.steps:
             self.save(state.global_step)
+
+
+def _save_fp32_masters(trainer, model, tmp: Path) -> None:
+    """DeepSpeed in bf16 keeps the module in bf16 and the fp32 master weights in its optimizer: a plain save would
+    write bf16 weights, whose resolution is coarser than a short run's updates. Gather the masters instead (a
+    collective under ZeRO-3: every rank calls it); a parameter the optimizer does not hold (frozen) is gathered
+    as it is and widened."""
+    import deepspeed
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    state = {}
+    for name, param in model.named_parameters():
+        master = safe_get_full_fp32_param(param)
+        if master is None:
+            with deepspeed.zero.GatheredParameters([param], enabled=hasattr(param, "ds_id")):
+                master = param.detach().float()
+        state[name] = master.detach().to("cpu", torch.float32).clone()
+    if trainer.is_world_process_zero():
+        model.save_pretrained(tmp, state_dict=state)
+        trainer.processing_class.save_pretrained(tmp)
+        config = json.loads((tmp / "config.json").read_text())
+        for key in ("dtype", "torch_dtype"):  # the weights written are fp32, whatever the module held
+            if key in config:
+                config[key] = "float32"
+        write_json(tmp / "config.json", config)
 
 
 class LossLog(TrainerCallback):

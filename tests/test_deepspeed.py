@@ -20,7 +20,7 @@ from conftest import REPO, TINY_CONFIG
 from posttrain.config import model_spec, validate
 from posttrain.data.__main__ import prepare
 from posttrain.io import write_jsonl
-from posttrain.models import load_checkpoint
+from posttrain.models import load_checkpoint, load_model, load_tokenizer
 
 STEPS = 40
 
@@ -37,10 +37,10 @@ def setup(tmp_path_factory):
     return root
 
 
-def launch(root: Path, zero: str, run_dir: Path) -> subprocess.Popen:
+def launch(root: Path, zero: str, run_dir: Path, spec: str = "spec.json", precision: str = "fp32") -> subprocess.Popen:
     cmd = [sys.executable, "-m", "posttrain.launch", "--processes", "2", "--deepspeed",
-           str(REPO / "configs" / "deepspeed" / f"{zero}.json"), "--", "posttrain.sft", "--spec",
-           str(root / "spec.json"), "--data", str(root / "mix.jsonl"), "--run-dir", str(run_dir), "--threads", "1"]
+           str(REPO / "configs" / "deepspeed" / f"{zero}.json"), "--precision", precision, "--", "posttrain.sft", "--spec",
+           str(root / spec), "--data", str(root / "mix.jsonl"), "--run-dir", str(run_dir), "--threads", "1"]
     log = open(run_dir.with_suffix(".log"), "a")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -75,6 +75,32 @@ def test_zero3_snapshots_are_whole_models_equal_to_zero2(setup, zero3):
     first, _ = load_checkpoint(zero3 / "checkpoints" / "step-0")
     last, _ = load_checkpoint(zero3 / "checkpoints" / f"step-{STEPS}")
     assert not torch.equal(first.model.embed_tokens.weight, last.model.embed_tokens.weight)
+
+
+def test_bf16_under_zero3_snapshots_the_fp32_master_weights(setup):
+    """DeepSpeed in bf16 holds the module in bf16: a snapshot must still be the fp32 masters (checkpoints stay in
+    full precision; a short run's updates are finer than bf16's resolution)."""
+    spec = json.loads((setup / "spec.json").read_text())
+    spec.update(max_steps=3, checkpoints={"steps": [1]})
+    spec["training"]["precision"] = "bf16"
+    (setup / "spec-bf16.json").write_text(json.dumps(spec))
+    run_dir = setup / "zero3-bf16"
+    proc = launch(setup, "zero3", run_dir, "spec-bf16.json", "bf16")
+    assert proc.wait(timeout=600) == 0, run_dir.with_suffix(".log").read_text()[-3000:]
+    assert json.loads((run_dir / "checkpoints.json").read_text())["precision"] == "bf16"
+    start = load_model(spec["model_spec"], load_tokenizer(spec["model_spec"]))
+    first, _ = load_checkpoint(run_dir / "checkpoints" / "step-0")
+    last, _ = load_checkpoint(run_dir / "checkpoints" / "step-3")
+    assert first.dtype == last.dtype == torch.float32
+    assert json.loads((run_dir / "checkpoints" / "step-3" / "config.json").read_text()).get("dtype", "float32") == "float32"
+    # DeepSpeed starts its fp32 masters from the bf16-cast module: step 0 is the start rounded to bf16 (so the
+    # workflow probes a DeepSpeed-bf16 preference run's step 0 instead of copying its parent's rows) ...
+    for name, x in start.state_dict().items():
+        assert torch.equal(first.state_dict()[name], x.bfloat16().float()), name
+    # ... and from there the snapshots are the fp32 masters, with updates finer than bf16 can hold
+    weight = last.model.embed_tokens.weight
+    assert not torch.equal(weight, first.model.embed_tokens.weight)
+    assert not torch.equal(weight, weight.bfloat16().float())
 
 
 def worker_pids(launcher: int) -> dict[int, int]:

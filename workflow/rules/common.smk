@@ -19,6 +19,17 @@ except ConfigError as e:
 
 SFT_RUNS, PREF_RUNS = sorted(config["sft"]), sorted(config["pref"])
 RUNS = SFT_RUNS + PREF_RUNS
+
+
+def starts_exactly(run):
+    """A preference run's step 0 holds its parent's checkpoint bit for bit, so its probe rows can be copied, unless
+    DeepSpeed trains it in bf16: DeepSpeed starts its fp32 master weights from the bf16-cast module, so step 0 is
+    the parent rounded to bf16, and is probed like any other checkpoint."""
+    deepspeed = training_resources(config, "pref", run)["deepspeed"] != "none"
+    return not deepspeed or config["pref"][run]["training"]["precision"] == "fp32"
+
+
+EXACT_START_RUNS = [run for run in PREF_RUNS if starts_exactly(run)]
 STEPS = {
     run: checkpoint_steps(spec["checkpoints"], spec["max_steps"])
     for run, spec in {**config["sft"], **config["pref"]}.items()

@@ -32,7 +32,7 @@ rule value_probe_pref_start:
     output:
         "results/probes/values/{run}/step-0.parquet",
     wildcard_constraints:
-        run=one_of(PREF_RUNS),
+        run=one_of(EXACT_START_RUNS),
     benchmark:
         "results/benchmarks/value_probe_pref_start/{run}/step-0.tsv"
     log:
