@@ -2,6 +2,7 @@
 DB's views against a hand computation on the same Parquet rows."""
 
 import json
+import re
 
 import duckdb
 import pandas as pd
@@ -120,6 +121,39 @@ def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
     mean = samples.groupby(["run", "step", "topic", "mode"]).p_neutral.mean()
     for row in by_topic.itertuples():
         assert row.p_neutral == pytest.approx(mean[(row.run, row.step, row.topic, row.mode)], abs=1e-12)
+
+
+def test_every_job_before_the_store_has_one_benchmark_row(study):
+    workdir, _ = study
+    # Which jobs ran, by rule, from Snakemake's own log of the study's run (the first log; later ones are dry runs).
+    log = min((workdir / ".snakemake" / "log").glob("*.snakemake.log")).read_text()
+    ran = pd.Series(re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)", log, flags=re.MULTILINE)).value_counts()
+    ran = ran.drop("all")
+    after_store = {"store", "stance_plot", "compare_plot", "drift_heatmap", "stance_shares", "pareto_plot",
+                   "task_complexity_plot", "release_snapshot", "release_trainer_state"}  # (retention: not upstream)
+    files = sorted((workdir / "results" / "benchmarks").rglob("*.tsv"))
+    on_disk = pd.Series([f.relative_to(workdir / "results" / "benchmarks").parts[0].removesuffix(".tsv")
+                         for f in files]).value_counts()
+    assert on_disk.sort_index().to_dict() == ran.sort_index().to_dict()  # every job wrote exactly one file
+    with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
+        jobs = con.sql("SELECT * FROM job_benchmarks").df()
+        by_rule = con.sql("SELECT * FROM job_time_by_rule").df().set_index("rule")
+        runs = set(con.sql("SELECT run FROM runs").df().run)
+        checkpoints = set(con.sql("SELECT run, step FROM checkpoints").df().itertuples(index=False, name=None))
+    assert jobs.rule.value_counts().sort_index().to_dict() == ran.drop(list(after_store & set(ran.index))).to_dict()
+    assert set(jobs.rule) == {"dataset", "sft", "pref", "reward_model", "judge_head", "judge_eval", "value_probe",
+                              "value_probe_pref_start", "dataset_stance", "complexity_probe",
+                              "complexity_probe_pref_start"}
+    assert (jobs.wall_s > 0).all() and jobs.path.is_unique
+    assert set(jobs.run.dropna()) == runs
+    stepped = jobs[jobs.step.notna()]
+    assert set(zip(stepped.run, stepped.step.astype(int))) == checkpoints
+    assert by_rule.jobs.sum() == len(jobs) and by_rule.wall_s.sum() == pytest.approx(jobs.wall_s.sum())
+    from conftest import REPO
+    readme = (REPO / "README.md").read_text().split("Where did the time of my study go?", 1)[1]
+    with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
+        table = con.sql(readme.split("```sql\n", 1)[1].split("```", 1)[0]).df()
+    assert table.rule.tolist() == by_rule.index.tolist() and table.pct.sum() == pytest.approx(100, abs=0.5)
 
 
 def test_rerun_is_a_no_op_and_config_change_reruns_only_its_run(study):
