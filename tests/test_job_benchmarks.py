@@ -154,10 +154,11 @@ def dry_run_jobs(workdir, *args):
     return jobs
 
 
-@pytest.mark.parametrize("study", ["default", "tiny"])
+@pytest.mark.parametrize("study", ["default", "tiny", "cluster"])
 def test_the_store_is_given_the_benchmark_file_of_every_job_above_it(tmp_path, study):
     """The store's --benchmarks list against the jobs Snakemake itself plans upstream of the store."""
-    args = [] if study == "default" else ["--configfile", str(write_config(tmp_path / "tiny.yaml", TINY_CONFIG))]
+    args = {"default": [], "tiny": ["--configfile", str(write_config(tmp_path / "tiny.yaml", TINY_CONFIG))],
+            "cluster": ["--configfile", str(REPO / "config" / "cluster-study.yaml")]}[study]
     jobs = dry_run_jobs(tmp_path, *args)
     producer = {out: i for i, job in enumerate(jobs) for out in job["output"]}
     (store,) = [i for i, job in enumerate(jobs) if job["rule"] == "store"]

@@ -131,7 +131,7 @@ def upstream_benchmarks():
         *[f"results/benchmarks/judge_eval/{judge}/{config['probes']['judge_eval']['split']}.tsv"
           for judge in config["probes"]["judge_eval"]["judges"]],
         *expand("results/benchmarks/dataset_stance/{dataset}.tsv", dataset=sorted(config["datasets"])),
-        *[f"results/benchmarks/{probe}{'_pref_start' * (run in PREF_RUNS and step == 0)}/{run}/step-{step}.tsv"
+        *[f"results/benchmarks/{probe}{'_pref_start' * (run in EXACT_START_RUNS and step == 0)}/{run}/step-{step}.tsv"
           for probe in ["value_probe", *["complexity_probe"] * COMPLEXITY] for run, step in steps],
     ]
 
