@@ -47,8 +47,8 @@ ruleorder: complexity_probe_pref_start > complexity_probe
 
 rule complexity_probe_pref_start:
     input:
-        "results/runs/{run}/checkpoints.json",
-        judge_inputs(config, JUDGE) if "stance" in config["complexity"]["tasks"] else [],
+        manifest="results/runs/{run}/checkpoints.json",
+        judge=judge_inputs(config, JUDGE) if "stance" in config["complexity"]["tasks"] else [],
         parent=lambda w: "results/complexity/{run}/step-{step}.parquet".format(**config["pref"][w.run]["from"]),
     output:
         "results/complexity/{run}/step-0.parquet",
@@ -67,5 +67,5 @@ rule complexity_probe_pref_start:
     log:
         "results/logs/complexity/{run}/step-0.log",
     shell:
-        "python -m posttrain.complexity --manifest {input[0]} --step 0 --spec {params.spec:q} --same-as {input.parent}"
+        "python -m posttrain.complexity --manifest {input.manifest} --step 0 --spec {params.spec:q} --same-as {input.parent}"
         " {params.refs} --out {output} --threads {threads} > {log} 2>&1"
