@@ -158,19 +158,25 @@ def _group(key: tuple, steps: np.ndarray, cube: np.ndarray, counts: np.ndarray, 
 def _groups(samples: pd.DataFrame):
     """Yield (key, steps, cube, counts) per (run, topic, mode), keys in sorted order, prompts sorted by id,
     samples in sample_id order."""
-    codes, uniques = zip(*(pd.factorize(samples[k], sort=True) for k in KEYS + ["step", "prompt_id", "sample_id"]))
-    if any((c < 0).any() for c in codes):
-        raise ValueError("stance samples: run, topic, mode, step, prompt_id and sample_id must not be missing")
+    codes, uniques = [], []  # int32 codes and freed once sorted: at 8 M rows every copy is ~30-60 MB
+    for column in KEYS + ["step", "prompt_id", "sample_id"]:
+        code, unique = pd.factorize(samples[column], sort=True)
+        if (code < 0).any():
+            raise ValueError(f"stance samples: column {column} has missing values")
+        codes.append(code.astype(np.int32))
+        uniques.append(unique)
     sizes = [len(u) for u in uniques]
     if np.prod(np.array(sizes, dtype=float)) < 2.0 ** 62:  # one int64 key: sorts faster than lexsort
         key = np.zeros(len(samples), dtype=np.int64)
-        for c, size in zip(codes, sizes):
-            key = key * size + c
+        for code, size in zip(codes, sizes):
+            key = key * size + code
         order = np.argsort(key, kind="stable")
+        del key
     else:
         order = np.lexsort(codes[::-1])
-    run, topic, mode, step, prompt = (np.asarray(c)[order] for c in codes[:5])
-    values = samples[[f"p_{s}" for s in STANCES]].to_numpy(dtype=np.float64)[order]
+    run, topic, mode, step, prompt = (code[order] for code in codes[:5])
+    del codes
+    values = np.stack([samples[f"p_{s}"].to_numpy(dtype=np.float64)[order] for s in STANCES], axis=1)
     if not np.isfinite(values).all():
         bad = samples.iloc[order[np.flatnonzero(~np.isfinite(values).all(axis=1))[0]]]
         raise ValueError(f"stance samples: p_support, p_neutral and p_oppose must be finite; run {bad['run']}, "
