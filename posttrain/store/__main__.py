@@ -44,6 +44,7 @@ def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     for path in manifests:
         m = json.loads(Path(path).read_text())
         runs.append({k: m[k] for k in ("run", "stage", "algorithm", "model", "dataset", "parent_run")}
+                    | {k: m.get(k) for k in ("precision", "threads", "device")}  # how its losses were computed
                     | {"config_json": json.dumps(m["config"], sort_keys=True)})
         checkpoints += [{"run": m["run"], **c} for c in m["checkpoints"]]
     return pd.DataFrame(runs), pd.DataFrame(checkpoints, columns=["run", "step", "progress", "path"])
@@ -54,7 +55,7 @@ def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
     rows, predictions = [], []
     for path in paths:
         e = json.loads(Path(path).read_text())
-        base = {"judge": e["judge"], "kind": e["kind"], "split": e["split"]}
+        base = {"judge": e["judge"], "kind": e["kind"], "split": e["split"], "precision": e.get("precision")}
         rows += [{**base, "metric": m, "stance": None, "value": e[m]} for m in ("macro_f1", "accuracy", "n")]
         rows += [{**base, "metric": m, "stance": s, "value": v}
                  for s, per in e["per_class"].items() for m, v in per.items()]
