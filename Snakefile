@@ -17,6 +17,7 @@ include: "workflow/rules/probes.smk"
 include: "workflow/rules/complexity.smk"
 include: "workflow/rules/store.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/retention.smk"
 
 
 # Run by the main snakemake process even under a cluster executor: light jobs, and dataset preparation needs the
@@ -31,6 +32,8 @@ localrules:
     stance_shares,
     pareto_plot,
     task_complexity_plot,
+    release_snapshot,
+    release_trainer_state,
 
 
 rule all:
@@ -43,3 +46,4 @@ rule all:
         "results/plots/stance-shares.png",
         expand("results/plots/pareto-{run}.png", run=RUNS) if COMPLEXITY else [],
         ["results/plots/task-complexity.png"] if COMPLEXITY else [],
+        RETENTION_RECORDS,

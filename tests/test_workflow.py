@@ -3,12 +3,14 @@ DB's views against a hand computation on the same Parquet rows."""
 
 import json
 import re
+import shutil
 
 import duckdb
 import pandas as pd
 import pytest
 from conftest import snakemake, write_config
 
+from posttrain.config import validate
 from posttrain.schedule import checkpoint_steps
 
 
@@ -175,6 +177,40 @@ def test_rerun_is_a_no_op_and_config_change_reruns_only_its_run(study):
     assert "output: results/runs/simpo-oppose/checkpoints.json" in plan
     for untouched in ("sft-llama", "sft-qwen3", "dpo-support", "ppo-support"):
         assert f"output: results/runs/{untouched}/checkpoints.json" not in plan
+
+
+def test_retention_keeps_only_what_is_still_read_and_reruns_nothing(study, tmp_path):
+    """The default retention (until_probed, trainer state removed when finished) on the tiny study."""
+    workdir, config = study
+    config = validate(json.loads(json.dumps(config)))
+    runs = workdir / "results" / "runs"
+    # what other runs read stays: where preference runs and reward models start, and the parents' step 0 (the
+    # tiny study's complexity probes take `base` as a weight-delta reference); every other snapshot is gone
+    starts = {(s["from"]["run"], s["from"]["step"])
+              for s in [*config["pref"].values(), *config["reward_models"].values()]}
+    bases = {(s["from"]["run"], 0) for s in config["pref"].values()}
+    left = {(p.parent.parent.name, int(p.name.removeprefix("step-"))) for p in runs.glob("*/checkpoints/*")}
+    assert left == starts | bases
+    assert not list(runs.glob("*/trainer-state"))  # every run finished
+    for run, spec in {**config["sft"], **config["pref"]}.items():
+        gone = {f"step-{s}.json" for s in checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+                if (run, s) not in left}
+        assert {p.name for p in (runs / run / "retention").iterdir()} == gone | {"trainer-state.json"}, run
+    assert (workdir / "results" / "reward" / "rm-support" / "model" / "config.json").is_file()  # PPO's, kept
+    for policy in ("all", "last"):  # a change of policy reruns no job (the default's no-op: the test above)
+        write_config(workdir / "changed.yaml", {**study[1], "retention": {"checkpoints": policy}})
+        assert "Nothing to be done" in snakemake(workdir, "-n", "--configfile", str(workdir / "changed.yaml")).stdout
+
+    # a probe output deleted by hand (in a copy of the study): its snapshot is gone, and the job says how to
+    # get it back
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)  # copy2: the mtimes that snakemake compares come along
+    probe = "results/probes/values/sft-llama/step-2.parquet"
+    (copy / probe).unlink()
+    failed = snakemake(copy, probe, "--cores", "1", "--configfile", str(copy / "tiny.yaml"))
+    assert failed.returncode != 0
+    log = (copy / "results" / "logs" / "probes" / "values" / "sft-llama" / "step-2.log").read_text()
+    assert "was removed by retention" in log and "--forcerun results/runs/sft-llama/checkpoints.json" in log
 
 
 def test_readme_queries_work_and_query_command_prints(study, monkeypatch, capsys):
