@@ -25,6 +25,7 @@ from posttrain.complexity.estimators import prequential, prompting, weight_delta
 from posttrain.config import load_spec
 from posttrain.io import write_parquet
 from posttrain.models import ModelNotFoundError, load_checkpoint
+from posttrain.retention import existing_snapshot
 
 FAMILY = {"zero_shot": "inference", "instruction": "inference", "icl": "inference", "prequential": "data",
           "weight_delta": "parametric"}
@@ -91,7 +92,7 @@ def main(argv=None) -> None:
                 name, _, path = item.partition("=")
                 key = Path(path).resolve()
                 if key not in by_path:  # each model is loaded once: a reference that is this checkpoint is not reloaded
-                    source = model if key == Path(own).resolve() else load_checkpoint(path)[0]
+                    source = model if key == Path(own).resolve() else load_checkpoint(existing_snapshot(path))[0]
                     by_path[key] = {n: p.detach().to("cpu", copy=True)  # host memory: the GPU holds one model
                                     for n, p in source.named_parameters()}
                 references[name] = by_path[key]
