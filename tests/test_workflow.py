@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import snakemake, write_config
 
+from posttrain import precision
 from posttrain.config import validate
 from posttrain.schedule import checkpoint_steps
 
@@ -246,6 +247,17 @@ def test_every_checkpoint_gets_complexity_points_and_views(study):
         n_refs = 2 if run in config["pref"] else 1
         assert set(mine.groupby("step").size()) == {5 + n_refs}, run
     assert set(points.family) == {"inference", "data", "parametric"}
+    assert set(points.precision) == {precision.resolve("auto", "cpu", "complexity probe")}
+    # a preference run's step 0 is its parent's checkpoint: its programs' rows are the parent's, copied, and
+    # only the weight deltas (other references) are computed again
+    cols = ["task", "estimator", "setting", "bits", "score"]
+    for run, spec in config["pref"].items():
+        parent = config["sft"][spec["from"]["run"]]
+        at = spec["from"].get("step", parent["max_steps"])
+        own = points[(points.run == run) & (points.step == 0) & (points.estimator != "weight_delta")]
+        theirs = points[(points.run == spec["from"]["run"]) & (points.step == at) & (points.estimator != "weight_delta")]
+        pd.testing.assert_frame_equal(own[cols].sort_values(cols).reset_index(drop=True),
+                                      theirs[cols].sort_values(cols).reset_index(drop=True))
     assert len(complexity) == len(points.groupby(["run", "step", "task"]))
     first_best = points[points.step == 0].groupby("run").score.max()
     assert (complexity.set_index("run").delta.groupby("run").first() == first_best).all()
