@@ -73,8 +73,9 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile in `workdir` as a researcher would."""
+def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in `workdir` as a researcher would. The timeout only catches a hang: the tiny
+    study takes minutes on 2 idle cores, but took over 15 on a loaded machine."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],

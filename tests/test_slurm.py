@@ -109,7 +109,7 @@ def submitted(output: str) -> dict[str, list[int]]:
 
 
 def job_fields(jobid: int) -> dict[str, str]:
-    """`scontrol show job` as a dict (finished jobs stay visible for MinJobAge = 300 s)."""
+    """`scontrol show job` as a dict (finished jobs stay visible for MinJobAge = 3600 s: a cancelled job is still there when its resubmission has finished on a loaded machine)."""
     return dict(re.findall(r"(\w+)=(\S+)", sh("scontrol", "show", "job", str(jobid)).stdout))
 
 

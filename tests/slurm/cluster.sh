@@ -63,7 +63,7 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 InactiveLimit=0
 KillWait=5
-MinJobAge=300
+MinJobAge=3600
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
