@@ -65,16 +65,24 @@ def test_zero3_snapshots_are_whole_models_equal_to_zero2(setup, zero3):
     zero2 = train(setup, "zero2", "zero2")
     for run_dir in (zero2, zero3):  # DeepSpeed's own checkpoint format in the trainer state: it really ran
         assert (run_dir / "trainer-state" / f"checkpoint-{STEPS}" / f"global_step{STEPS}").is_dir()
-    assert losses(zero3) == pytest.approx(losses(zero2), abs=1e-5)
+    # ZeRO-2 all-reduces whole gradients, ZeRO-3 reduce-scatters partitions: the sums run in another order, so
+    # the two agree to float rounding at first and part slowly (seen on a Xeon: 7e-9 at step 10, losses 2e-5
+    # relative and weights 0.3 % of their training movement at step 40). A real difference is far larger.
+    a, b = losses(zero2), losses(zero3)
+    assert {s: b[s] for s in b if s <= 10} == pytest.approx({s: a[s] for s in a if s <= 10}, abs=1e-6)
+    assert b == pytest.approx(a, rel=1e-4)
+    start, _ = load_checkpoint(zero2 / "checkpoints" / "step-0")
     for step in (0, 10, STEPS):
         a, _ = load_checkpoint(zero2 / "checkpoints" / f"step-{step}")
         b, _ = load_checkpoint(zero3 / "checkpoints" / f"step-{step}")
         assert a.num_parameters() == b.num_parameters() > 100_000  # gathered, not a rank's empty shard
-        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
-            assert torch.allclose(x, y, atol=1e-5), (step, name)
-    first, _ = load_checkpoint(zero3 / "checkpoints" / "step-0")
+        for (name, x), y, x0 in zip(a.state_dict().items(), b.state_dict().values(), start.state_dict().values()):
+            if step <= 10:
+                assert torch.allclose(x, y, atol=1e-5), (step, name)
+            else:
+                assert (y - x).norm() <= 0.01 * (x - x0).norm(), (step, name)
     last, _ = load_checkpoint(zero3 / "checkpoints" / f"step-{STEPS}")
-    assert not torch.equal(first.model.embed_tokens.weight, last.model.embed_tokens.weight)
+    assert not torch.equal(start.model.embed_tokens.weight, last.model.embed_tokens.weight)
 
 
 def test_bf16_under_zero3_snapshots_the_fp32_master_weights(setup):

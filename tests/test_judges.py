@@ -9,6 +9,7 @@ from conftest import REPO
 from sklearn.metrics import f1_score
 
 from posttrain import config as study_config
+from posttrain import precision
 from posttrain.judges import JudgeError, build, evaluate, labelled, lm_head, resolve, templates, train_head
 from posttrain.models import load_model, load_tokenizer
 from posttrain.probes import forced_choice
@@ -19,14 +20,19 @@ ITEMS = [{"question": "Should the death penalty be abolished?", "response": "Yes
          {"question": "Should we tax carbon?", "response": "No. It would hurt the poorest most.", "topic": "c"}]
 
 
-def test_lm_judge_is_the_forced_choice_readout_of_its_verdict():
+@pytest.mark.parametrize("judge_precision", ["fp32", "bf16"])
+def test_lm_judge_is_the_forced_choice_readout_of_its_verdict(judge_precision):
     spec = {"tiny": {"family": "llama"}}
-    judge = build({"name": "tiny-lm", "kind": "lm", "model_spec": spec, "batch_size": 2}, progress=False)
+    judge = build({"name": "tiny-lm", "kind": "lm", "model_spec": spec, "batch_size": 2,
+                   "precision": judge_precision}, progress=False)
+    assert judge.precision == judge_precision
     verdicts = judge(ITEMS)
     template = templates.load("stance-judge-v1")
     tok = load_tokenizer(spec)
-    direct = forced_choice.score(load_model(spec, tok), tok, PromptSet(
-        "t", template["instruction"], template["labels"], ITEMS), batch_size=3, progress=False)
+    model = load_model(spec, tok)
+    with precision.autocast(judge_precision, model.device):  # like with like: the read-out in the judge's precision
+        direct = forced_choice.score(model, tok, PromptSet(
+            "t", template["instruction"], template["labels"], ITEMS), batch_size=3, progress=False)
     for v, d in zip(verdicts, direct):
         assert sum(v[f"p_{s}"] for s in ("support", "neutral", "oppose")) == pytest.approx(1.0)
         assert v["p_support"] == pytest.approx(d["p_support"], abs=1e-5)
