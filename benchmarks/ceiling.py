@@ -397,7 +397,7 @@ def decode_sweep(model, tokenizer, arch: Arch, prompts: list[dict], sizes: list[
             enc = tokenizer([texts[i % len(texts)] for i in range(b)], return_tensors="pt", padding=True,
                             add_special_tokens=False)
             mask = enc["attention_mask"]
-            with precision.autocast(numerics, "cpu"):
+            with precision.autocast(numerics, model):
                 res = model(**enc, use_cache=True, logits_to_keep=1)
                 cache, nxt = res.past_key_values, res.logits[:, -1].argmax(-1, keepdim=True)
                 width = mask.shape[1]
@@ -429,11 +429,11 @@ def decode_sweep(model, tokenizer, arch: Arch, prompts: list[dict], sizes: list[
 # ---------------------------------------------------------------- the run
 
 
-def measure_probe(name: str, run, numerics: str, flops_of, ref: Reference, dtypes: dict, arch: Arch
+def measure_probe(name: str, model, run, numerics: str, flops_of, ref: Reference, dtypes: dict, arch: Arch
                   ) -> tuple[dict, object]:
     """Time (no counter), count (FlopCounterMode), profile (torch.profiler) one probe; compare with the ceiling.
     flops_of(result of the counted call) gives the analytic executed and useful FLOPs. Returns (part, result)."""
-    with precision.autocast(numerics, "cpu"):
+    with precision.autocast(numerics, model):
         start = time.perf_counter()
         run()
         wall = time.perf_counter() - start
@@ -518,9 +518,9 @@ def main(argv=None) -> None:
     batch = values["batch_size"]
     setup = forced_setup(model, tokenizer, ps, batch)
     warm = prompt_sets.load(values["prompt_set"], 1)
-    with precision.autocast(fc_prec, "cpu"):
+    with precision.autocast(fc_prec, model):
         forced_choice.score(model, tokenizer, warm, batch, progress=False)  # warm-up (allocator, autocast cache)
-    part, _ = measure_probe("forced choice", lambda: forced_choice.score(model, tokenizer, ps, batch, progress=False),
+    part, _ = measure_probe("forced choice", model, lambda: forced_choice.score(model, tokenizer, ps, batch, progress=False),
                             fc_prec, lambda _: forced_flops(arch, setup), ref, dtypes, arch)
     per_batch = prefix_copy_seconds(model, setup, batch)
     part |= {"prompts": len(ps.prompts), "batch_size": batch, "batches": len(setup["batches"]),
@@ -532,14 +532,14 @@ def main(argv=None) -> None:
     # generation
     settings = values["generation"]
     gps = prompt_sets.load(values["prompt_set"], args.generation_prompts_per_topic or settings["max_prompts_per_topic"])
-    with precision.autocast(gen_prec, "cpu"):
+    with precision.autocast(gen_prec, model):
         generation.sample(model, tokenizer, gps.prompts[:2], {**settings, "batch_size": 2, "max_new_tokens": 4},
                           progress=False)
 
     def gen_flops(rows):  # every sample's token count comes from the counted run (same seeds: same samples)
         return generation_flops(arch, generation_batches(tokenizer, gps.prompts, settings, rows))
 
-    part, rows = measure_probe("generation", lambda: generation.sample(model, tokenizer, gps.prompts, settings, False),
+    part, rows = measure_probe("generation", model, lambda: generation.sample(model, tokenizer, gps.prompts, settings, False),
                                gen_prec, gen_flops, ref, dtypes, arch)
     batches = generation_batches(tokenizer, gps.prompts, settings, rows)
     forwards = sum(max(g for _, g in b) for b in batches)

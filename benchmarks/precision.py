@@ -93,7 +93,7 @@ def training(config: dict, data: Path, work: Path, steps: int) -> dict:
 def forced(model, tokenizer, ps) -> dict:
     rows, seconds = {}, {}
     for p in BOTH:
-        with precision.autocast(p, model.device):
+        with precision.autocast(p, model):
             rows[p], seconds[p] = timed(lambda p=p: forced_choice.score(model, tokenizer, ps, 16, progress=False))
     diff = {s: np.abs(np.array([r[f"p_{s}"] for r in rows["bf16"]]) - np.array([r[f"p_{s}"] for r in rows["fp32"]]))
             for s in STANCES}
@@ -107,7 +107,7 @@ def generated(model, tokenizer, config: dict, judge) -> dict:
     ps = prompt_sets.load(config["probes"]["values"]["prompt_set"], settings["max_prompts_per_topic"])
     rows, seconds = {}, {}
     for p in BOTH:
-        with precision.autocast(p, model.device):
+        with precision.autocast(p, model):
             rows[p], seconds[p] = timed(lambda p=p: generation.sample(model, tokenizer, ps.prompts, settings, False))
     question = {q["id"]: q["question"] for q in ps.prompts}
     items = [{"question": question[r["prompt_id"]], "response": r["response"]} for r in rows["fp32"]]

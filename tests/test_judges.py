@@ -30,7 +30,7 @@ def test_lm_judge_is_the_forced_choice_readout_of_its_verdict(judge_precision):
     template = templates.load("stance-judge-v1")
     tok = load_tokenizer(spec)
     model = load_model(spec, tok)
-    with precision.autocast(judge_precision, model.device):  # like with like: the read-out in the judge's precision
+    with precision.autocast(judge_precision, model):  # like with like: the read-out in the judge's precision
         direct = forced_choice.score(model, tok, PromptSet(
             "t", template["instruction"], template["labels"], ITEMS), batch_size=3, progress=False)
     for v, d in zip(verdicts, direct):

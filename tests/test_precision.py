@@ -37,11 +37,11 @@ def test_bf16_forced_choice_is_autocast_close_to_fp32_and_recorded(tiny):
     assert set(auto["precision"]) == {precision.resolve("auto", "cpu", "forced_choice probe")}
 
 
-def test_an_fp32_judge_inside_a_bf16_region_stays_fp32():
+def test_an_fp32_judge_inside_a_bf16_region_stays_fp32(tiny):
     judge = build({"name": "tiny-lm", "kind": "lm", "model_spec": SPEC, "batch_size": 2, "precision": "fp32"},
                   progress=False)
     plain = judge(ITEMS)
-    with precision.autocast("bf16", "cpu"):  # e.g. the complexity probe scoring its answers through the judge
+    with precision.autocast("bf16", tiny[0]):  # e.g. the complexity probe scoring its answers through the judge
         nested = judge(ITEMS)
     assert nested == plain
     judge.precision = "bf16"

@@ -247,7 +247,7 @@ def test_every_checkpoint_gets_complexity_points_and_views(study):
         n_refs = 2 if run in config["pref"] else 1
         assert set(mine.groupby("step").size()) == {5 + n_refs}, run
     assert set(points.family) == {"inference", "data", "parametric"}
-    assert set(points.precision) == {precision.resolve("auto", "cpu", "complexity probe")}
+    assert set(points.precision) == {precision.INFERENCE_DEFAULT}  # the default: fp32, whatever the CPU
     # a preference run's step 0 is its parent's checkpoint: its programs' rows are the parent's, copied, and
     # only the weight deltas (other references) are computed again
     cols = ["task", "estimator", "setting", "bits", "score"]

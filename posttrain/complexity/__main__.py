@@ -34,8 +34,8 @@ COLUMNS = ["run", "step", "task", "estimator", "family", "setting", "bits", "pay
 
 
 def measure(model, tokenizer, spec: dict, run: str, step: int, references: dict) -> pd.DataFrame:
-    numerics = precision.resolve(spec.get("precision", "auto"), model.device.type, "complexity probe")
-    with precision.autocast(numerics, model.device):
+    numerics = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), model.device.type, "complexity probe")
+    with precision.autocast(numerics, model):
         rows = _measure(model, tokenizer, spec, run, step, references)
     return pd.DataFrame([{**r, "precision": numerics} for r in rows], columns=COLUMNS).astype(
         {"step": "int64", "bits": "float64", "score": "float64"})

@@ -17,7 +17,7 @@ class LMJudge:
         self.tokenizer = load_tokenizer(spec["model_spec"])
         self.model = load_model(spec["model_spec"], self.tokenizer).to(inference_device())
         self.progress = progress
-        self.precision = precision.resolve(spec.get("precision", "auto"), self.model.device.type, f"judge {self.name}")
+        self.precision = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), self.model.device.type, f"judge {self.name}")
 
     def __call__(self, items: list[dict]) -> list[dict]:
         if not items:
@@ -25,6 +25,6 @@ class LMJudge:
         judged = PromptSet(self.template["name"], self.template["instruction"], self.template["labels"],
                            [{"question": t["question"], "response": t["response"], "topic": t.get("topic")}
                             for t in items])
-        with precision.autocast(self.precision, self.model.device):
+        with precision.autocast(self.precision, self.model):
             scores = forced_choice.score(self.model, self.tokenizer, judged, self.batch_size, self.progress)
         return [{k: s[k] for k in ("p_support", "p_neutral", "p_oppose", "label_mass")} for s in scores]

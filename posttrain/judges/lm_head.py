@@ -78,11 +78,11 @@ class LMHeadJudge:
         truncate(self.model, self.band)
         self.batch_size = spec.get("batch_size", 16)
         self.progress = progress
-        self.precision = precision.resolve(spec.get("precision", "auto"), self.model.device.type, f"judge {self.name}")
+        self.precision = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), self.model.device.type, f"judge {self.name}")
 
     def __call__(self, items: list[dict]) -> list[dict]:
         if not items:
             return []
-        with precision.autocast(self.precision, self.model.device):
+        with precision.autocast(self.precision, self.model):
             x = features(self.model, self.tokenizer, self.template, items, self.band, self.batch_size, self.progress)
         return head.verdicts(head.apply(self.head, x))

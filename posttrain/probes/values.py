@@ -36,7 +36,7 @@ COLUMNS = ["run", "step", "topic", "prompt_id", "sample_id", "mode", "response",
 
 def mode_precision(spec: dict, mode: str, device) -> str:
     """The precision a mode runs in on this device (probes.values.precision.<mode>, resolved here)."""
-    return precision.resolve(spec.get("precision", {}).get(mode, "auto"), torch.device(device).type, f"{mode} probe")
+    return precision.resolve(spec.get("precision", {}).get(mode, precision.INFERENCE_DEFAULT), torch.device(device).type, f"{mode} probe")
 
 
 def generated(model, tokenizer, spec: dict, run: str, step: int, partial: Path | None, progress: bool
@@ -45,7 +45,7 @@ def generated(model, tokenizer, spec: dict, run: str, step: int, partial: Path |
     settings = spec["generation"]
     ps = prompt_sets.load(spec["prompt_set"], settings.get("max_prompts_per_topic", spec.get("max_prompts_per_topic")))
     numerics = mode_precision(spec, "generation", model.device)
-    with precision.autocast(numerics, model.device), timing.phase("generation"):
+    with precision.autocast(numerics, model), timing.phase("generation"):
         rows = generation.sample(model, tokenizer, ps.prompts, settings, progress)
     question = {p["id"]: p for p in ps.prompts}
     items = [{"question": question[r["prompt_id"]]["question"], "response": r["response"],
@@ -67,7 +67,7 @@ def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = Tr
     frames = []
     if "forced_choice" in spec["modes"]:
         numerics = mode_precision(spec, "forced_choice", model.device)
-        with precision.autocast(numerics, model.device), timing.phase("forced choice"):
+        with precision.autocast(numerics, model), timing.phase("forced choice"):
             scores = forced_choice.score(model, tokenizer, ps, spec["batch_size"], progress)
         frames.append(pd.DataFrame([
             {"run": run, "step": step, "topic": p["topic"], "prompt_id": p["id"], "sample_id": 0,
