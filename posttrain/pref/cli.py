@@ -15,7 +15,7 @@ import sys
 from posttrain.checkpointing import checkpoint_path
 from posttrain.config import ConfigError, load_spec
 from posttrain.data.chat import DatasetError
-from posttrain.determinism import training_numerics
+from posttrain.determinism import release_process_group, training_numerics
 from posttrain.models import ModelNotFoundError
 
 
@@ -44,4 +44,6 @@ def main(algorithm: str, argv=None, callbacks=()) -> None:
         run_pref(spec, args.data, start, args.run_dir, callbacks=list(callbacks))
     except (ConfigError, DatasetError, ModelNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
+    finally:
+        release_process_group()
 

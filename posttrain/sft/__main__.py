@@ -14,7 +14,7 @@ import sys
 
 from posttrain.config import ConfigError, load_spec
 from posttrain.data.chat import DatasetError
-from posttrain.determinism import training_numerics
+from posttrain.determinism import release_process_group, training_numerics
 from posttrain.models import ModelNotFoundError
 from posttrain.sft.train import run_sft
 
@@ -31,6 +31,8 @@ def main(argv=None, callbacks=()) -> None:
         run_sft(load_spec(args.spec), args.data, args.run_dir, callbacks=list(callbacks))
     except (ConfigError, DatasetError, ModelNotFoundError) as e:
         sys.exit(f"error: {e}")
+    finally:
+        release_process_group()
 
 
 if __name__ == "__main__":
