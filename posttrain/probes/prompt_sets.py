@@ -36,7 +36,9 @@ def load(name_or_path: str, max_per_topic: int | None = None) -> PromptSet:
     for p in (meta_path, rows_path):
         if not p.is_file():
             raise PromptSetError(f"prompt set {name_or_path!r}: missing file {p}")
-    meta = read_yaml(meta_path)
+    meta = read_yaml(meta_path, PromptSetError)
+    if not isinstance(meta, dict):
+        raise PromptSetError(f"{meta_path}: expected a mapping with keys name, instruction, labels")
     for key in ("name", "instruction", "labels"):
         if key not in meta:
             raise PromptSetError(f"{meta_path}: missing key {key!r}")

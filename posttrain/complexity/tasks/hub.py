@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from posttrain.complexity.tasks import Task, TaskError
+from posttrain.io import read_jsonl_rows
 
 
 def _hub(name: str, subset: str | None, split: str, settings: dict):
@@ -69,7 +70,9 @@ def ifeval(settings: dict) -> Task:
             for r in data if all(i in ifeval_checks.CHECKS for i in r["instruction_id_list"])]
     train = []
     if settings.get("train_jsonl"):
-        train = [json.loads(line) for line in Path(settings["train_jsonl"]).read_text().splitlines() if line.strip()]
+        if not Path(settings["train_jsonl"]).is_file():
+            raise TaskError(f"ifeval train_jsonl: no such file {settings['train_jsonl']}")
+        train = [row for _, row in read_jsonl_rows(settings["train_jsonl"], TaskError)]
     return Task("ifeval", "Follow every instruction in the request exactly.\n\n", train,
                 test[: settings.get("n_test", len(test))], ifeval_checks.loose_accuracy,
                 max_new_tokens=settings.get("max_new_tokens", 512))
