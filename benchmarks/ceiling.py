@@ -41,11 +41,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from posttrain import precision
-from posttrain.config import model_spec, read_yaml, validate
+from posttrain import forced_choice, precision
+from posttrain.config import read_yaml
 from posttrain.io import write_json
 from posttrain.models import load_model, load_tokenizer
-from posttrain.probes import forced_choice, generation, prompt_sets
+from posttrain.plan import Plan
+from posttrain.probes import generation, prompt_sets
 
 REPO = Path(__file__).resolve().parents[1]
 aten = torch.ops.aten
@@ -266,7 +267,8 @@ def weights_streamed(model, arch: Arch, rows: int, ref: Reference) -> dict:
     flops = sum(2 * rows * w.numel() for w in weights)
     chained = flops / _timed(chain, ref.min_seconds, 20)
     return {"rows": rows, "model_weights_in_order_flops_per_s": chained,
-            "same_shapes_weight_in_cache_flops_per_s": ref.ceiling(layers_log(arch, rows), torch.float32)["flops_per_s"]}
+            "same_shapes_weight_in_cache_flops_per_s":
+                ref.ceiling(layers_log(arch, rows), torch.float32)["flops_per_s"]}
 
 
 # ---------------------------------------------------------------- where the wall time goes
@@ -305,7 +307,7 @@ def forced_setup(model, tokenizer, ps, batch_size: int) -> dict:
     """The token bookkeeping score() does (same helpers, same order): prefix length, label sequences, batches."""
     seqs = forced_choice.label_sequences(tokenizer, ps.labels)
     flat = [s for label in forced_choice.STANCES for s in seqs[label]]
-    rendered = [forced_choice.render(tokenizer, ps.instruction.format(**p)) for p in ps.prompts]
+    rendered = [forced_choice.chat_prompt(tokenizer, ps.instruction.format(**p)) for p in ps.prompts]
     add_special = rendered[0][1] == "plain"
     ids = [tokenizer.encode(text, add_special_tokens=add_special) for text, _ in rendered]
     plen = forced_choice._common_prefix(ids)
@@ -357,7 +359,8 @@ def prefix_copy_seconds(model, setup: dict, batch_size: int, repeats: int = 20) 
 
 def generation_batches(tokenizer, prompts: list[dict], settings: dict, rows: list[dict]) -> list[list[tuple]]:
     """sample()'s batches as (prompt tokens, generated forwards needed) per row, in sample()'s order."""
-    lengths = {p["id"]: len(tokenizer.encode(generation.render(tokenizer, p["question"])[0], add_special_tokens=False))
+    lengths = {p["id"]: len(tokenizer.encode(generation.answer_prompt(tokenizer, p["question"])[0],
+                                             add_special_tokens=False))
                for p in prompts}
     jobs = sorted(((p["id"], k) for p in prompts for k in range(settings["samples"])), key=lambda j: lengths[j[0]])
     n_tokens = {(r["prompt_id"], r["sample_id"]): r["n_tokens"] for r in rows}
@@ -388,7 +391,7 @@ def decode_sweep(model, tokenizer, arch: Arch, prompts: list[dict], sizes: list[
                  numerics: str) -> list[dict]:
     """Per decode step: seconds, per-row ms, achieved FLOP/s, against the matmul ceiling at the same rows; and
     the Gumbel sampler's cost per step (one RNG call per row). The model forward is what generate calls."""
-    texts = [generation.render(tokenizer, p["question"])[0] for p in prompts]
+    texts = [generation.answer_prompt(tokenizer, p["question"])[0] for p in prompts]
     dtype = torch.bfloat16 if numerics == "bf16" else torch.float32
     out = []
     pad_side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -443,7 +446,8 @@ def measure_probe(name: str, model, run, numerics: str, flops_of, ref: Reference
         print(f"{name}: counted {executed / 1e9:.1f} GFLOP", flush=True)
         prof = profiled(run)
     mlp = {m: c for (m, k, n), c in log.mm.items() if (k, n) == (arch.d, arch.ffn)}
-    part = {"mlp_rows_flop_weighted": round(sum(m * m * c for m, c in mlp.items()) / sum(m * c for m, c in mlp.items())),
+    part = {"mlp_rows_flop_weighted": round(sum(m * m * c for m, c in mlp.items())
+                                            / sum(m * c for m, c in mlp.items())),
             "seconds": wall, "executed_flops": executed, "executed_flops_analytic": flops["executed"],
             "analytic_over_counted": flops["executed"] / executed, "useful_flops": flops["useful"],
             "attention_share_of_executed": log.attention / executed,
@@ -487,9 +491,10 @@ def main(argv=None) -> None:
     except ValueError:
         sys.exit(f"error: --decode-batches must be comma-separated integers, got {args.decode_batches!r}")
     torch.set_num_threads(args.threads)
-    config = validate(read_yaml(REPO / "config" / "config.yaml"))
+    plan = Plan(read_yaml(REPO / "config" / "config.yaml"), root=str(REPO / "results"))
+    config = plan.config
     values = config["probes"]["values"]
-    spec = {"path": args.model} if args.model else model_spec(config, "smollm2-135m", str(REPO / "results"))
+    spec = {"path": args.model} if args.model else plan.model_spec("smollm2-135m")
     load_before = os.getloadavg()
     tokenizer = load_tokenizer(spec)
     model = load_model(spec, tokenizer).eval()
@@ -520,7 +525,8 @@ def main(argv=None) -> None:
     warm = prompt_sets.load(values["prompt_set"], 1)
     with precision.autocast(fc_prec, model):
         forced_choice.score(model, tokenizer, warm, batch, progress=False)  # warm-up (allocator, autocast cache)
-    part, _ = measure_probe("forced choice", model, lambda: forced_choice.score(model, tokenizer, ps, batch, progress=False),
+    part, _ = measure_probe("forced choice", model,
+                            lambda: forced_choice.score(model, tokenizer, ps, batch, progress=False),
                             fc_prec, lambda _: forced_flops(arch, setup), ref, dtypes, arch)
     per_batch = prefix_copy_seconds(model, setup, batch)
     part |= {"prompts": len(ps.prompts), "batch_size": batch, "batches": len(setup["batches"]),
@@ -539,7 +545,8 @@ def main(argv=None) -> None:
     def gen_flops(rows):  # every sample's token count comes from the counted run (same seeds: same samples)
         return generation_flops(arch, generation_batches(tokenizer, gps.prompts, settings, rows))
 
-    part, rows = measure_probe("generation", model, lambda: generation.sample(model, tokenizer, gps.prompts, settings, False),
+    part, rows = measure_probe("generation", model,
+                               lambda: generation.sample(model, tokenizer, gps.prompts, settings, False),
                                gen_prec, gen_flops, ref, dtypes, arch)
     batches = generation_batches(tokenizer, gps.prompts, settings, rows)
     forwards = sum(max(g for _, g in b) for b in batches)
@@ -577,7 +584,8 @@ def table(r: dict) -> str:
                      f"{p['useful_flops'] / p['executed_flops_analytic']:>8.0%}{p['achieved_flops_per_s'] / g:>8.2f}"
                      + "".join(f"{c['flops_per_s'] / g:>11.2f}{c['ratio']:>7.0%}" for c in p["ceiling"].values())
                      + "".join(f"{pr[k] / pr['profiled_wall_s']:>{w}.0%}" for k, w in
-                               (("matmul_s", 8), ("attention_s", 6), ("copies_s", 8), ("other_ops_s", 7), ("outside_ops_s", 9))))
+                               (("matmul_s", 8), ("attention_s", 6), ("copies_s", 8), ("other_ops_s", 7),
+                                ("outside_ops_s", 9))))
     for name in ("forced_choice", "generation"):
         p = r[name]
         lines.append(f"{name}: matmul kernels {p['profile']['matmul_s']:.1f}s in the probe, "

@@ -30,7 +30,7 @@ def one_at_a_time(model, tokenizer, prompts, settings) -> int:
     torch.manual_seed(settings["seed"])
     tokens = 0
     for p in prompts:
-        text, _ = generation.render(tokenizer, p["question"])
+        text, _ = generation.answer_prompt(tokenizer, p["question"])
         enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
         out = model.generate(**enc, do_sample=True, temperature=settings["temperature"], top_p=settings["top_p"],
                              top_k=0, max_new_tokens=settings["max_new_tokens"], eos_token_id=stops,

@@ -4,18 +4,19 @@
         [--steps 20] [--budget 450] [--part-timeout 240] [--workdir DIR] [--only PARTS] [--break PART]
 
 A tiny Llama and a tiny Qwen3 are built in place (posttrain.tiny: seeded random weights, the project's own
-tokenizer), and every part runs in its own process, with the command line the workflow gives it:
-  data-mix, data-pairs             python -m posttrain.data: the SFT mix and the DPO pairs, sized so that
+tokenizer), and every part runs in its own process, with the command line the workflow gives it, on the job
+spec the study plan writes for it:
+  data-mix, data-pairs             posttrain data: the SFT mix and the DPO pairs, sized so that
                                    --steps steps read every example once
-  sft-<family>-<mode>              python -m posttrain.launch ... -- posttrain.sft, --steps steps in bf16
-  dpo-<family>-<mode>              the same for posttrain.pref.dpo, from that SFT run's last checkpoint
+  sft-<family>-<mode>              posttrain sft (which launches itself as its job says), --steps steps in bf16
+  dpo-<family>-<mode>              the same for posttrain pref (DPO), from that SFT run's last checkpoint
         modes: plain (one process, no launcher), zero2 and zero3 (DeepSpeed through `accelerate launch`, one
         process per GPU, i.e. one here). The tiny Llama runs all three, the tiny Qwen3 plain and zero3: ZeRO-2
         shards only gradients and optimizer state, which nothing architecture-specific touches.
-  judge-head                       python -m posttrain.judges.train_head: the lm_head judge (tiny Llama) fitted
-  values-forced_choice-<family>    python -m posttrain.probes.values, one mode per part, on the final
+  judge-head                       posttrain judge-head: the lm_head judge (tiny Llama) fitted
+  values-forced_choice-<family>    posttrain value-probe, one mode per part, on the final
   values-generation-<family>       checkpoint of the family's last DPO run (ZeRO-3's on a GPU: a gathered save)
-  complexity-llama                 python -m posttrain.complexity on the Llama's, against its run's start and base
+  complexity-llama                 posttrain complexity-probe on the Llama's, against its run's start and base
 
 With --cpu (or when no CUDA device is visible) the parts that need a GPU (DeepSpeed, bf16) are listed as
 skipped and the rest run in fp32 on the CPU, so that tests/test_gpu_check.py keeps this script working.
@@ -69,7 +70,7 @@ def precision_settings(gpu: bool) -> dict:
     check only has to run, and an AVX2-only CPU would emulate bf16 slowly). Keys: the config's `precision`
     settings (training, value-probe modes, judge, complexity) and the launcher's flag."""
     p = "bf16" if gpu else "fp32"
-    return {"training": {"precision": p}, "launch": ["--precision", p],
+    return {"training": {"precision": p}, "launch": p,
             "values": {"forced_choice": p, "generation": p}, "judge": p, "complexity": p}
 
 
@@ -141,75 +142,69 @@ class Part:
 
 
 def plan(config: dict, families: list[str], gpu: bool, work: Path, threads: int) -> list[Part]:
-    """Every part of the check in dependency order, with the command the workflow's rule would run."""
-    from posttrain.config import model_spec
-    from posttrain.judges import resolve
+    """Every part of the check in dependency order, each the command the workflow's rule runs on the job spec the
+    study plan (posttrain.plan) writes for it; a training part's launch is set to its mode."""
+    from posttrain.plan import Plan
 
+    study = Plan(config, root=str(work), deepspeed_dir=REPO / "config" / "deepspeed")
     py, specs = sys.executable, work / "specs"
     specs.mkdir(parents=True, exist_ok=True)
 
-    def spec_file(name: str, obj: dict) -> str:
+    def job_file(name: str, job: dict) -> str:
         path = specs / f"{name}.json"
-        path.write_text(json.dumps(obj, sort_keys=True))
+        path.write_text(json.dumps(job, sort_keys=True))
         return str(path)
 
-    def counted(name: str) -> list[str]:  # a probe run inside this script's counting wrapper
-        return [py, str(Path(__file__).resolve()), "--child", str(work / "reports" / f"{name}.json")]
+    def stage(stage_name: str, name: str, job: dict) -> list[str]:
+        return [stage_name, "--job", job_file(name, job), "--threads", str(threads)]
 
-    parts = [Part(f"data-{d}", "data", [py, "-m", "posttrain.data", "--spec", spec_file(f"data-{d}", config["datasets"][d]),
-                                       "--out", str(work / "data" / f"{d}.jsonl")], out=work / "data" / f"{d}.jsonl")
-             for d in ("mix", "pairs")]
+    def counted(name: str) -> list[str]:  # a probe run inside this script's counting wrapper
+        return [py, str(Path(__file__).resolve()), "--child", str(work / "reports" / f"{name}.json"), "posttrain"]
+
+    parts = [Part(f"data-{d}", "data", [py, "-m", "posttrain", "data", "--job",
+                                       job_file(f"data-{d}", study.job("dataset", dataset=d))],
+                  out=Path(study.paths.data(d))) for d in ("mix", "pairs")]
     precision = precision_settings(gpu)["launch"]
     for family in families:
         for mode in MODES[family]:
-            launch = [py, "-m", "posttrain.launch"] + (
-                ["--processes", "0"] if mode == "plain" else
-                ["--processes", "1", "--deepspeed", str(REPO / "configs" / "deepspeed" / f"{mode}.json")]) + precision
+            launch = {"processes": 0 if mode == "plain" else 1, "precision": precision,
+                      "deepspeed": None if mode == "plain" else str(REPO / "config" / "deepspeed" / f"{mode}.json")}
             sft, dpo = f"sft-{family}-{mode}", f"dpo-{family}-{mode}"
-            sft_spec = {**config["sft"][sft], "run": sft, "model_spec": model_spec(config, f"tiny-{family}")} \
-                if sft in config["sft"] else {}
-            parts.append(Part(sft, "train", launch + [
-                "--", "posttrain.sft", "--spec", spec_file(sft, sft_spec), "--data", str(work / "data" / "mix.jsonl"),
-                "--run-dir", str(work / "runs" / sft), "--threads", str(threads)],
-                needs=["data-mix"], gpu_only=mode != "plain", run_dir=work / "runs" / sft))
-            dpo_spec = {**config["pref"][dpo], "run": dpo} if dpo in config["pref"] else {}
-            parts.append(Part(dpo, "train", launch + [
-                "--", "posttrain.pref.dpo", "--spec", spec_file(dpo, dpo_spec), "--data",
-                str(work / "data" / "pairs.jsonl"), "--parent-manifest", str(work / "runs" / sft / "checkpoints.json"),
-                "--run-dir", str(work / "runs" / dpo), "--threads", str(threads)],
-                needs=["data-pairs", sft], gpu_only=mode != "plain", run_dir=work / "runs" / dpo))
+            if sft not in config["sft"]:  # a GPU mode of a CPU run: listed, skipped
+                parts += [Part(sft, "train", [], gpu_only=True), Part(dpo, "train", [], gpu_only=True)]
+                continue
+            parts.append(Part(sft, "train", [py, "-m", "posttrain", *stage("sft", sft, {**study.job("sft", run=sft),
+                                                                                       "launch": launch})],
+                              needs=["data-mix"], gpu_only=mode != "plain", run_dir=Path(study.paths.run_dir(sft))))
+            parts.append(Part(dpo, "train", [py, "-m", "posttrain", *stage("pref", dpo, {**study.job("pref", run=dpo),
+                                                                                        "launch": launch})],
+                              needs=["data-pairs", sft], gpu_only=mode != "plain",
+                              run_dir=Path(study.paths.run_dir(dpo))))
 
-    judge = resolve(config, "tiny-head", results=str(work))
-    head = Path(judge["head"])
-    parts.append(Part("judge-head", "judge", counted("judge-head") + [
-        "posttrain.judges.train_head", "--judge-spec", spec_file("judge-head", judge), "--out", str(head)],
-        out=head, report=work / "reports" / "judge-head.json"))
+    head = study.job("judge_head", judge="tiny-head")
+    parts.append(Part("judge-head", "judge", counted("judge-head") + stage("judge-head", "judge-head", head),
+                      out=Path(head["out"]), report=work / "reports" / "judge-head.json"))
 
     for family in families:
         mode = MODES[family][-1] if gpu else "plain"
-        dpo, steps = f"dpo-{family}-{mode}", config["pref"][f"dpo-{family}-{mode}"]["max_steps"]
-        manifest = work / "runs" / dpo / "checkpoints.json"
+        dpo = f"dpo-{family}-{mode}"
+        step = study.steps[dpo][-1]
         for probe_mode in ("forced_choice", "generation"):
             name = f"values-{probe_mode}-{family}"
-            spec = {**config["probes"]["values"], "modes": [probe_mode]}
-            if probe_mode == "generation":
-                spec["judge"] = judge
-            out = work / "probes" / f"{name}.parquet"
-            parts.append(Part(name, "probe", counted(name) + [
-                "posttrain.probes.values", "--manifest", str(manifest), "--step", str(steps),
-                "--spec", spec_file(name, spec), "--out", str(out), "--threads", str(threads)],
-                needs=[dpo] + (["judge-head"] if probe_mode == "generation" else []), out=out,
-                report=work / "reports" / f"{name}.json"))
+            job = study.job("value_probe", run=dpo, step=step)
+            job["spec"] = {**job["spec"], "modes": [probe_mode]}
+            if probe_mode == "forced_choice":
+                job["spec"].pop("judge", None)
+            job["out"] = str(work / "probes" / f"{name}.parquet")
+            parts.append(Part(name, "probe", counted(name) + stage("value-probe", name, job),
+                              needs=[dpo] + (["judge-head"] if probe_mode == "generation" else []),
+                              out=Path(job["out"]), report=work / "reports" / f"{name}.json"))
         if family == "llama":
-            name, out = "complexity-llama", work / "probes" / "complexity-llama.parquet"
-            sft = f"sft-llama-{mode}"
-            parts.append(Part(name, "probe", counted(name) + [
-                "posttrain.complexity", "--manifest", str(manifest), "--step", str(steps),
-                "--spec", spec_file(name, config["complexity"]),
-                "--reference", f"run_start={work / 'runs' / dpo / 'checkpoints' / 'step-0'}",
-                "--reference", f"base={work / 'runs' / sft / 'checkpoints' / 'step-0'}",
-                "--out", str(out), "--threads", str(threads)],
-                needs=[dpo], out=out, report=work / "reports" / f"{name}.json"))
+            name = "complexity-llama"
+            job = {**study.job("complexity_probe", run=dpo, step=step),
+                   "out": str(work / "probes" / "complexity-llama.parquet")}
+            parts.append(Part(name, "probe", counted(name) + stage("complexity-probe", name, job),
+                              needs=[dpo], out=Path(job["out"]), report=work / "reports" / f"{name}.json"))
     return parts
 
 
@@ -533,7 +528,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gpu_check.json"))
     parser.add_argument("--workdir", default=None, help="runs, probe outputs and logs (default: a fresh temp folder)")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is visible (GPU parts skipped)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="run on the CPU even if a GPU is visible (GPU parts skipped)")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated: llama, qwen3")
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps of every SFT and DPO run")
     parser.add_argument("--budget", type=float, default=450.0,

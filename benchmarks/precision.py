@@ -32,20 +32,21 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from posttrain import precision
-from posttrain.complexity.__main__ import measure
-from posttrain.config import model_spec, read_yaml, validate
-from posttrain.data.__main__ import prepare
+from posttrain import forced_choice, precision
+from posttrain.complexity.measure import measure
+from posttrain.config import read_yaml
+from posttrain.data.prepare import prepare
 from posttrain.determinism import training_numerics
 from posttrain.io import write_json, write_jsonl
-from posttrain.judges import build, resolve
+from posttrain.judges import build
 from posttrain.judges.train_head import train as fit_head
 from posttrain.models import load_checkpoint
-from posttrain.probes import forced_choice, generation, prompt_sets
+from posttrain.plan import Plan
+from posttrain.probes import generation, prompt_sets
 from posttrain.sft.train import run_sft
+from posttrain.stances import STANCES
 
 REPO = Path(__file__).resolve().parents[1]
-STANCES = ("support", "neutral", "oppose")
 BOTH = ("fp32", "bf16")
 PARTS = ("training", "forced_choice", "generation", "complexity")
 
@@ -71,7 +72,7 @@ def train(config: dict, data: Path, work: Path, steps: int, p: str) -> dict:
     """`steps` SFT steps of the default study's run in precision p: seconds per step and the loss curve."""
     spec = copy.deepcopy(config["sft"]["sft-valuemix"])
     spec.update(run=f"precision-{p}", max_steps=steps, checkpoints={"steps": []},
-                model_spec=model_spec(config, spec["model"]))
+                model_spec=Plan(config).model_spec(spec["model"]))
     spec["training"]["precision"] = p
     timer = StepTimes()
     shutil.rmtree(work / f"sft-{p}", ignore_errors=True)  # a fresh run, never a resumed one: every step is timed
@@ -153,7 +154,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "precision.json"))
     args = parser.parse_args(argv)
     training_numerics(args.threads)  # as the training stages do: fixed threads, deterministic kernels
-    config = validate(read_yaml(REPO / "config" / "config.yaml"))
+    config = Plan(read_yaml(REPO / "config" / "config.yaml")).config
     work = Path(args.work or tempfile.mkdtemp(prefix="precision-"))
     work.mkdir(parents=True, exist_ok=True)
     native, found = precision.native_bf16("cuda" if torch.cuda.is_available() else "cpu")
@@ -168,7 +169,7 @@ def main(argv=None) -> None:
     elif not (work / "sft-fp32" / "checkpoints.json").is_file():  # the probes still need the fp32 run's checkpoints
         train(config, data, work, args.train_steps, "fp32")
 
-    judge_spec = resolve(config, config["probes"]["judge"], results=str(work))
+    judge_spec = Plan(config, root=str(work)).judge_spec(config["probes"]["judge"])
     head = Path(judge_spec["head"])
     if not head.is_file():
         write_json(head, fit_head(judge_spec, model_dir=head.with_name("model")))

@@ -56,7 +56,8 @@ def main() -> None:
         "command": f"python benchmarks/prequential_one_pass.py --max-examples {args.max_examples} "
                    f"--batch {args.batch} --n-test {args.n_test} --threads {args.threads}",
         "N": [r["setting"] for r in one_pass],
-        "one_pass": {"seconds": one_pass_s, "bits": [r["bits"] for r in one_pass], "scores": [r["score"] for r in one_pass]},
+        "one_pass": {"seconds": one_pass_s, "bits": [r["bits"] for r in one_pass],
+                     "scores": [r["score"] for r in one_pass]},
         "retrain_per_N": {"seconds": separate_s, "bits": [r["bits"] for r in separate],
                           "scores": [r["score"] for r in separate]},
         "max_relative_bits_difference": max(abs(a["bits"] - b["bits"]) / a["bits"] for a, b in zip(one_pass, separate)),

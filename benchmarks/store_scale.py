@@ -94,7 +94,8 @@ def synthesise(root: Path, args) -> tuple[list[str], list[str], int]:
     shape = (n_steps, n_prompts, n_samples)
     response = "x" * args.response_chars if args.response_chars else None
     manifests, files = [], []
-    runs = [f"run{r:02d}" + (f"-seed{s}" if args.seeds > 1 else "") for r in range(args.runs) for s in range(args.seeds)]
+    runs = [f"run{r:02d}" + (f"-seed{s}" if args.seeds > 1 else "")
+            for r in range(args.runs) for s in range(args.seeds)]
     for run in runs:
         drift = rng.normal(0, 0.8, size=(args.topics, 3)).repeat(per_topic, axis=0)  # (prompt, stance)
         start = rng.normal(0, 1, size=(n_prompts, 3))
@@ -142,7 +143,7 @@ def _cpu_s() -> float:
 
 def timed_build(db: str, manifests: list[str], files: list[str], resamples: int) -> dict:
     """In a fresh process: build() end to end, and the part of it spent in the bootstrap."""
-    import posttrain.store.__main__ as store
+    import posttrain.store.build as store
 
     spent = {}
     real = store.intervals
@@ -290,7 +291,8 @@ def main() -> None:
         "extrapolation": f"old_intervals_s x {scale:g} (stance rows of the study / of the slice): linear in groups",
         "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
                     **load,
-                    "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    "cpu": next((line.split(":", 1)[1].strip()
+                                 for line in Path("/proc/cpuinfo").read_text().splitlines()
                                  if line.startswith("model name")), "unknown")},
     }
     write_json(args.out, result)

@@ -1,10 +1,15 @@
-"""The `posttrain` command.
+"""The `posttrain` command (also `python -m posttrain`).
 
-    posttrain query "SQL"                  ask the study database a question (read-only), print a table
-    posttrain judge-eval --judge NAME      validate a configured stance judge on the labelled set: prints
-                                           macro-F1, per-class recall and the confusion matrix, and writes
-                                           results/judges/NAME/eval-<split>.json (the next `snakemake` puts
-                                           it into the database's judge_eval table)
+For you:
+    posttrain query "SQL" [--db results/study.duckdb]   ask the study database a question (read-only)
+    posttrain judge-eval --judge NAME [--config FILE]    validate a configured stance judge on the labelled set:
+                                                         prints macro-F1, per-class recall and the confusion
+                                                         matrix, and writes its eval-<split>.json under results/
+For the workflow (each rule runs one; `posttrain.plan` writes the job specs):
+    posttrain <stage> --job JOB [--threads N]            JOB: a job spec, inline JSON or a JSON/YAML file
+    stages: data, dequantise, sft, pref, reward-model, judge-head, judge-eval, value-probe, complexity-probe,
+            dataset-stance, store, plot, release-snapshot, release-trainer-state
+A bad input ends with one line, `error: ...`, naming it, and exit status 1.
 """
 
 from __future__ import annotations
@@ -13,26 +18,51 @@ import argparse
 import sys
 from pathlib import Path
 
-import duckdb
-import pandas as pd
+from posttrain import stages
+from posttrain.plan import Layout
+
+
+def _stage_parser(sub, name: str, help: str):
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--job", required=name != "judge-eval", help="the job spec: inline JSON or a JSON/YAML file")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--input", nargs="+", action="append", metavar=("NAME", "FILE"),
+                   help="input files beside the job spec, as job[NAME] (the store's long file lists)")
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="posttrain", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True)
+    query = sub.add_parser("query", help="run SQL against the study database")
+    query.add_argument("sql")
+    query.add_argument("--db", default=Layout().db())
+    query.add_argument("--csv", action="store_true", help="CSV instead of an aligned table")
+    for name in stages.STAGES:
+        p = _stage_parser(sub, name, f"run the {name} stage on one job spec")
+        if name == "judge-eval":  # also for you, by judge name, outside the workflow
+            p.add_argument("--judge", help="a key of the config's judges (default: probes.judge)")
+            p.add_argument("--config", default="config/config.yaml")
+            p.add_argument("--split", choices=["train", "dev", "test"], default="test")
+            p.add_argument("--results", default=Layout().root, help="the study's results folder")
+    return top
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="posttrain", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    query = sub.add_parser("query", help="run SQL against the study database")
-    query.add_argument("sql")
-    query.add_argument("--db", default="results/study.duckdb")
-    query.add_argument("--csv", action="store_true", help="CSV instead of an aligned table")
-    judge = sub.add_parser("judge-eval", help="validate a stance judge on the labelled set")
-    judge.add_argument("--judge", help="a key of the config's judges (default: probes.judge)")
-    judge.add_argument("--config", default="config/config.yaml")
-    judge.add_argument("--split", choices=["train", "dev", "test"], default="test")
-    judge.add_argument("--results", default="results")
-    args = parser.parse_args(argv)
-    if args.command == "judge-eval":
+    args = parser().parse_args(argv)
+    if args.command == "query":
+        query(args)
+    elif args.command == "judge-eval" and not args.job:
         judge_eval(args)
-        return
+    else:
+        stages.main(args.command, args.job, args.threads, args.input)
+
+
+def query(args) -> None:
+    import duckdb
+    import pandas as pd
+
     if not Path(args.db).is_file():
         sys.exit(f"error: no database at {args.db} (build it with `snakemake --cores 2`)")
     with duckdb.connect(args.db, read_only=True) as con:
@@ -48,27 +78,22 @@ def main(argv=None) -> None:
 
 
 def judge_eval(args) -> None:
+    """Fit the judge's head if it has none yet, then validate it: the workflow's judge_head and judge_eval jobs."""
     from posttrain import config as study_config
-    from posttrain.io import write_json
-    from posttrain.judges import JudgeError, evaluate, labelled, resolve, train_head
+    from posttrain.plan import Plan
 
     try:
-        cfg = study_config.load(args.config)
-        name = args.judge or cfg["probes"]["judge"]
-        if name not in cfg["judges"]:
+        plan = Plan(study_config.load(args.config), root=args.results)
+        name = args.judge or plan.judge
+        if name not in plan.config["judges"]:
             sys.exit(f"error: judge {name!r} is not defined under judges in {args.config} "
-                     f"(defined: {', '.join(sorted(cfg['judges']))})")
-        spec = resolve(cfg, name, args.results)
-        if "head" in spec and not Path(spec["head"]).is_file():
-            write_json(spec["head"], train_head.train(spec, model_dir=Path(spec["head"]).with_name("model")))
-            print(f"fitted the head of {name} -> {spec['head']}")
-        result, frame = evaluate.evaluate(spec, args.split)
-    except (study_config.ConfigError, JudgeError, labelled.LabelledSetError) as e:
+                     f"(defined: {', '.join(sorted(plan.config['judges']))})")
+        head = plan.job("judge_head", judge=name)
+        if "head" in head["judge"] and not Path(head["out"]).is_file():
+            print(stages.run("judge-head", head))
+        print(stages.run("judge-eval", plan.job("judge_eval", judge=name, split=args.split)))
+    except stages._expected_errors() as e:
         sys.exit(f"error: {e}")
-    out = Path(args.results) / "judges" / name / f"eval-{args.split}.json"
-    evaluate.write(result, frame, out)
-    print(evaluate.report(result))
-    print(f"-> {out}")
 
 
 if __name__ == "__main__":

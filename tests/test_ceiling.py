@@ -11,8 +11,9 @@ import pytest
 import torch
 from conftest import REPO
 
+from posttrain import forced_choice
 from posttrain.models import load_model, load_tokenizer
-from posttrain.probes import forced_choice, generation, prompt_sets
+from posttrain.probes import generation, prompt_sets
 
 _spec = importlib.util.spec_from_file_location("ceiling", REPO / "benchmarks" / "ceiling.py")
 ceiling = importlib.util.module_from_spec(_spec)

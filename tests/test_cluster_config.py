@@ -1,9 +1,11 @@
-"""The cluster side without a cluster: `snakemake --profile slurm` from the repo root, the paper-scale config's
+"""The cluster side without a cluster: `snakemake --profile profiles/slurm` from the repo root, the paper-scale config's
 whole DAG (dry run, no network), per-model resources and launch commands, site overrides, and the launcher."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +15,8 @@ import yaml
 from conftest import REPO, TINY_CONFIG
 
 from posttrain.config import ConfigError, load, validate
-from posttrain.judges import resolve
 from posttrain.launch import command
+from posttrain.plan import Plan
 from posttrain.schedule import checkpoint_steps
 
 CLUSTER = REPO / "config" / "cluster-study.yaml"
@@ -22,7 +24,7 @@ CLUSTER = REPO / "config" / "cluster-study.yaml"
 
 def dry_run(workdir: Path, *args: str) -> str:
     """A dry run typed from the repo root, as a researcher would (outputs under `workdir`)."""
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--directory",
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "-n", "--directory",
                              str(workdir), *args], cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout + result.stderr
@@ -46,7 +48,7 @@ def cluster_dry_run(tmp_path_factory):
 
 
 def test_profile_slurm_is_the_projects_and_the_cluster_dag_is_whole(cluster_dry_run):
-    assert "Using profile slurm for setting default command line arguments" in cluster_dry_run
+    assert "Using profile profiles/slurm for setting default command line arguments" in cluster_dry_run
     config = load(CLUSTER)
     steps = {run: checkpoint_steps(s["checkpoints"], s["max_steps"]) for run, s in {**config["sft"],
                                                                                    **config["pref"]}.items()}
@@ -73,10 +75,19 @@ def test_gpu_jobs_launch_through_accelerate_with_the_configured_zero_stage(clust
         block = blocks[run]
         assert f"gpu={train['gpus']}" in block and f"mem_mb={train['mem_mb']}" in block
         assert f"runtime={train['runtime']}" in block  # (threads: a dry run caps them; tests/test_slurm.py checks)
-        assert re.search(rf"posttrain\.launch --processes {train['gpus']} --deepspeed \S+/configs/deepspeed/"
-                         rf"{train['deepspeed']}\.json --precision bf16 -- posttrain\.sft ", block), block
+        launch = job_in(block, "sft")["launch"]
+        assert (launch["processes"], launch["precision"]) == (train["gpus"], "bf16"), block
+        assert launch["deepspeed"].endswith(f"/config/deepspeed/{train['deepspeed']}.json"), block
+        assert Path(launch["deepspeed"]).is_file()
     probe = next(b for b in jobs(cluster_dry_run)["value_probe"]["blocks"] if "run=sft-llama3-8b" in b)
     assert "gpu=1" in probe and "mem_mb=192000" in probe
+
+
+def job_in(block: str, stage: str) -> dict:
+    """The job spec a dry-run job block's shell command passes to `posttrain <stage> --job`."""
+    line = next(line for line in block.splitlines() if f"posttrain {stage} --job" in line)
+    argv = shlex.split(line.strip())
+    return json.loads(argv[argv.index("--job") + 1])
 
 
 def test_site_settings_come_from_a_second_profile(tmp_path):
@@ -87,7 +98,7 @@ def test_site_settings_come_from_a_second_profile(tmp_path):
         "set-resources": {"sft": {"slurm_partition": "gpu-a100", "gpu_model": "a100"}},
         "slurm-qos": "high"}))
     output = dry_run(tmp_path / "out", "--profile", str(site), "--configfile", str(CLUSTER))
-    assert "Using profiles slurm and" in output
+    assert "Using profiles profiles/slurm and" in output
     sft = jobs(output)["sft"]["blocks"][0]
     assert "slurm_partition=gpu-a100" in sft and "gpu_model=a100" in sft and "slurm_account=my-lab" in sft
     store = jobs(output)["store"]["blocks"][0]
@@ -95,25 +106,26 @@ def test_site_settings_come_from_a_second_profile(tmp_path):
 
 
 def test_the_launcher_runs_plainly_on_cpu_and_through_accelerate_on_gpus():
-    assert command("posttrain.sft", ["--spec", "s"]) == [sys.executable, "-m", "posttrain.sft", "--spec", "s"]
-    zero3 = str(REPO / "configs" / "deepspeed" / "zero3.json")
-    argv = command("posttrain.sft", ["--spec", "s"], processes=4, deepspeed=zero3, precision="bf16")
+    job = ["sft", "--job", "j"]
+    assert command(job) == [sys.executable, "-m", "posttrain", "sft", "--job", "j"]
+    zero3 = str(REPO / "config" / "deepspeed" / "zero3.json")
+    argv = command(job, processes=4, deepspeed=zero3, precision="bf16")
     assert argv[1:3] == ["-m", "accelerate.commands.launch"]
     assert argv[argv.index("--num_processes") + 1] == "4" and argv[argv.index("--mixed_precision") + 1] == "bf16"
-    assert argv[argv.index("--deepspeed_config_file") + 1] == zero3 and argv[-4:] == ["-m", "posttrain.sft",
-                                                                                       "--spec", "s"]
-    assert "--multi_gpu" in command("posttrain.sft", [], processes=2)
+    assert argv[argv.index("--deepspeed_config_file") + 1] == zero3
+    assert argv[-5:] == ["-m", "posttrain", "sft", "--job", "j"]
+    assert "--multi_gpu" in command(job, processes=2)
     with pytest.raises(ValueError, match="DeepSpeed needs"):
-        command("posttrain.sft", [], processes=0, deepspeed=zero3)
+        command(job, processes=0, deepspeed=zero3)
     with pytest.raises(FileNotFoundError, match="zero9"):
-        command("posttrain.sft", [], processes=2, deepspeed=str(REPO / "zero9.json"))
+        command(job, processes=2, deepspeed=str(REPO / "zero9.json"))
 
 
 def test_zero3_saves_gather_16bit_weights():
     import json
-    zero3 = json.loads((REPO / "configs" / "deepspeed" / "zero3.json").read_text())["zero_optimization"]
+    zero3 = json.loads((REPO / "config" / "deepspeed" / "zero3.json").read_text())["zero_optimization"]
     assert zero3["stage"] == 3 and zero3["stage3_gather_16bit_weights_on_model_save"] is True
-    assert json.loads((REPO / "configs" / "deepspeed" / "zero2.json").read_text())["zero_optimization"]["stage"] == 2
+    assert json.loads((REPO / "config" / "deepspeed" / "zero2.json").read_text())["zero_optimization"]["stage"] == 2
 
 
 @pytest.mark.parametrize("change, message", [
@@ -137,5 +149,5 @@ def test_resources_stay_out_of_what_entry_points_receive():
     """Asking for more time or memory must not rerun finished jobs or restart a resumable run."""
     config = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
     config["models"]["tiny-llama"]["resources"] = {"probe": {"runtime": 999}}
-    judge = resolve(validate(config), "tiny-head")
+    judge = Plan(config).judge_spec("tiny-head")
     assert "resources" not in judge["model_spec"] and judge["model_spec"]["tiny"]["family"] == "llama"

@@ -15,7 +15,7 @@ import zstandard
 from posttrain.complexity import coding, scoring, tasks
 from posttrain.complexity.estimators import prequential, prompting, weight_delta, zero_shot
 from posttrain.models import load_model, load_tokenizer
-from posttrain.store.__main__ import COMPLEXITY_VIEWS
+from posttrain.store.build import COMPLEXITY_VIEWS
 
 SPEC = {"tiny": {"family": "llama"}}
 

@@ -24,9 +24,11 @@ def test_scientific_notation_without_dot_is_a_float(tmp_path, tiny_config):
 @pytest.mark.parametrize("mutate, message", [
     (lambda c: c["sft"]["sft-llama"]["training"].update(lerning_rate=0.1),
      r"sft\.sft-llama\.training: unknown key 'lerning_rate'"),
-    (lambda c: c["sft"]["sft-llama"].update(max_steps="ten"), r"sft\.sft-llama\.max_steps: 'ten' is not of type 'integer'"),
+    (lambda c: c["sft"]["sft-llama"].update(max_steps="ten"),
+     r"sft\.sft-llama\.max_steps: 'ten' is not of type 'integer'"),
     (lambda c: c["sft"]["sft-llama"].pop("dataset"), r"sft\.sft-llama: 'dataset' is a required property"),
-    (lambda c: c["sft"]["sft-llama"].update(model="gpt-9"), r"sft\.sft-llama\.model: 'gpt-9' is not defined under models"),
+    (lambda c: c["sft"]["sft-llama"].update(model="gpt-9"),
+     r"sft\.sft-llama\.model: 'gpt-9' is not defined under models"),
     (lambda c: c["models"]["tiny-llama"].update(hub="x/y"), r"models\.tiny-llama: a model needs exactly one of"),
     (lambda c: c["datasets"]["mix"].update(stance_mix={"support": 0.5, "neutral": 0.5, "oppose": 0.5}),
      r"datasets\.mix\.stance_mix: shares must sum to 1"),

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
+from posttrain.cli import main as posttrain
 from posttrain.data import sft_mix
-from posttrain.data.__main__ import main as prepare_main
 from posttrain.data.chat import DatasetError, read_jsonl
 from posttrain.probes import prompt_sets
 
@@ -66,9 +66,9 @@ def test_long_answers_carry_the_stance_they_are_labelled_with():
 
 def test_prepare_entry_point_writes_valid_chat_jsonl(tmp_path):
     out = tmp_path / "mix.jsonl"
-    prepare_main(["--spec", json.dumps({"kind": "generated_sft", "n_examples": 30, "value_fraction": 0.5,
-                                        "stance_mix": {"support": 0, "neutral": 1, "oppose": 0},
-                                        "short_answer_fraction": 0.5, "seed": 0}), "--out", str(out)])
+    spec = {"kind": "generated_sft", "n_examples": 30, "value_fraction": 0.5,
+            "stance_mix": {"support": 0, "neutral": 1, "oppose": 0}, "short_answer_fraction": 0.5, "seed": 0}
+    posttrain(["data", "--job", json.dumps({"spec": spec, "out": str(out)})])
     rows = read_jsonl(out)
     assert len(rows) == 30 and all(r["messages"][-1]["role"] == "assistant" for r in rows)
 
@@ -95,5 +95,5 @@ def test_bad_row_leaves_existing_output_untouched(tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text("previous\n")
     with pytest.raises(SystemExit, match=f"{bad}:1"):
-        prepare_main(["--spec", json.dumps({"kind": "jsonl", "path": str(bad)}), "--out", str(out)])
+        posttrain(["data", "--job", json.dumps({"spec": {"kind": "jsonl", "path": str(bad)}, "out": str(out)})])
     assert out.read_text() == "previous\n"

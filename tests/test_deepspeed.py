@@ -1,4 +1,4 @@
-"""DeepSpeed through `python -m posttrain.launch` (accelerate launch), on 2 CPU processes: DeepSpeed's CPU
+"""DeepSpeed through the sft stage's own launch (accelerate launch), on 2 CPU processes: DeepSpeed's CPU
 accelerator with gloo stands in for 2 GPUs. ZeRO-3 snapshots gather full 16-bit-save weights (they load plainly
 and equal ZeRO-2's), and SIGTERM to one process stops both at the same step with the state saved, from which
 the rerun resumes with the same losses."""
@@ -17,30 +17,36 @@ import pytest
 import torch
 from conftest import REPO, TINY_CONFIG
 
-from posttrain.config import model_spec, validate
-from posttrain.data.__main__ import prepare
-from posttrain.io import write_jsonl
+from posttrain import stages
 from posttrain.models import load_checkpoint, load_model, load_tokenizer
+from posttrain.plan import Plan
 
 STEPS = 40
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
+    """The tiny study's sft-llama job, as the plan writes it for 2 processes under ZeRO-3, with its data."""
     root = tmp_path_factory.mktemp("deepspeed")
-    config = validate(json.loads(json.dumps(TINY_CONFIG)))
-    spec = {**config["sft"]["sft-llama"], "run": "sft-llama", "model_spec": model_spec(config, "tiny-llama")}
-    spec.update(max_steps=STEPS, checkpoints={"steps": [10]})
-    spec["training"]["state_every"] = 1000  # only the end of training (or a signal) saves trainer state
-    write_jsonl(root / "mix.jsonl", prepare(config["datasets"]["mix"]))
-    (root / "spec.json").write_text(json.dumps(spec))
+    config = json.loads(json.dumps(TINY_CONFIG))
+    config["models"]["tiny-llama"]["resources"] = {"train": {"gpus": 2, "deepspeed": "zero3"}}
+    config["sft"]["sft-llama"].update(max_steps=STEPS, checkpoints={"steps": [10]})
+    config["sft"]["sft-llama"]["training"]["state_every"] = 1000  # only the end of training (or a signal) saves
+    plan = Plan(config, root=str(root), deepspeed_dir=REPO / "config" / "deepspeed")
+    stages.run("data", plan.job("dataset", dataset="mix"))
+    (root / "job.json").write_text(json.dumps(plan.job("sft", run="sft-llama")))
     return root
 
 
-def launch(root: Path, zero: str, run_dir: Path, spec: str = "spec.json", precision: str = "fp32") -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "posttrain.launch", "--processes", "2", "--deepspeed",
-           str(REPO / "configs" / "deepspeed" / f"{zero}.json"), "--precision", precision, "--", "posttrain.sft", "--spec",
-           str(root / spec), "--data", str(root / "mix.jsonl"), "--run-dir", str(run_dir), "--threads", "1"]
+def launch(root: Path, zero: str, run_dir: Path, precision: str = "fp32", **changes) -> subprocess.Popen:
+    """`posttrain sft --job JOB` as the workflow runs it: the stage relaunches itself in 2 processes."""
+    job = json.loads((root / "job.json").read_text())
+    assert job["launch"]["processes"] == 2 and job["launch"]["deepspeed"].endswith("zero3.json")
+    job["launch"].update(deepspeed=str(REPO / "config" / "deepspeed" / f"{zero}.json"), precision=precision)
+    job["spec"].update(changes)
+    job["spec"]["training"]["precision"] = precision
+    job["run_dir"] = str(run_dir)
+    cmd = [sys.executable, "-m", "posttrain", "sft", "--job", json.dumps(job), "--threads", "1"]
     log = open(run_dir.with_suffix(".log"), "a")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -69,7 +75,8 @@ def test_zero3_snapshots_are_whole_models_equal_to_zero2(setup, zero3):
     # the two agree to float rounding at first and part slowly (seen on a Xeon: 7e-9 at step 10, losses 2e-5
     # relative and weights 0.3 % of their training movement at step 40). A real difference is far larger.
     loss2, loss3 = losses(zero2), losses(zero3)
-    assert {s: v for s, v in loss3.items() if s <= 10} == pytest.approx({s: v for s, v in loss2.items() if s <= 10}, abs=1e-6)
+    assert ({s: v for s, v in loss3.items() if s <= 10}
+            == pytest.approx({s: v for s, v in loss2.items() if s <= 10}, abs=1e-6))
     assert loss3 == pytest.approx(loss2, rel=1e-4)
     start, _ = load_checkpoint(zero2 / "checkpoints" / "step-0")
     for step in (0, 10, STEPS):
@@ -88,19 +95,17 @@ def test_zero3_snapshots_are_whole_models_equal_to_zero2(setup, zero3):
 def test_bf16_under_zero3_snapshots_the_fp32_master_weights(setup):
     """DeepSpeed in bf16 holds the module in bf16: a snapshot must still be the fp32 masters (checkpoints stay in
     full precision; a short run's updates are finer than bf16's resolution)."""
-    spec = json.loads((setup / "spec.json").read_text())
-    spec.update(max_steps=3, checkpoints={"steps": [1]})
-    spec["training"]["precision"] = "bf16"
-    (setup / "spec-bf16.json").write_text(json.dumps(spec))
     run_dir = setup / "zero3-bf16"
-    proc = launch(setup, "zero3", run_dir, "spec-bf16.json", "bf16")
+    proc = launch(setup, "zero3", run_dir, "bf16", max_steps=3, checkpoints={"steps": [1]})
     assert proc.wait(timeout=600) == 0, run_dir.with_suffix(".log").read_text()[-3000:]
     assert json.loads((run_dir / "checkpoints.json").read_text())["precision"] == "bf16"
-    start = load_model(spec["model_spec"], load_tokenizer(spec["model_spec"]))
+    model_spec = json.loads((setup / "job.json").read_text())["model_spec"]
+    start = load_model(model_spec, load_tokenizer(model_spec))
     first, _ = load_checkpoint(run_dir / "checkpoints" / "step-0")
     last, _ = load_checkpoint(run_dir / "checkpoints" / "step-3")
     assert first.dtype == last.dtype == torch.float32
-    assert json.loads((run_dir / "checkpoints" / "step-3" / "config.json").read_text()).get("dtype", "float32") == "float32"
+    assert (json.loads((run_dir / "checkpoints" / "step-3" / "config.json").read_text()).get("dtype", "float32")
+            == "float32")
     # DeepSpeed starts its fp32 masters from the bf16-cast module: step 0 is the start rounded to bf16 (so the
     # workflow probes a DeepSpeed-bf16 preference run's step 0 instead of copying its parent's rows) ...
     for name, x in start.state_dict().items():
@@ -120,7 +125,7 @@ def worker_pids(launcher: int) -> dict[int, int]:
             cmdline = (proc / "cmdline").read_text()
         except (OSError, ValueError):
             continue
-        if "posttrain.sft" in cmdline and "RANK" in env and str(launcher) != proc.name:
+        if "posttrain\0sft" in cmdline and "RANK" in env and str(launcher) != proc.name:
             found[int(env["RANK"])] = int(proc.name)
     return found
 

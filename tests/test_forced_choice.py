@@ -6,8 +6,9 @@ import json
 import pytest
 import torch
 
+from posttrain import forced_choice
 from posttrain.models import load_model, load_tokenizer
-from posttrain.probes import forced_choice, prompt_sets
+from posttrain.probes import prompt_sets
 
 QUESTIONS = ["Should we close the gates and stop immigration?",
              "Should governments put a price on carbon emissions?",
@@ -30,7 +31,7 @@ def reference(model, tok, ps):
     seqs = forced_choice.label_sequences(tok, ps.labels)
     rows = []
     for p in ps.prompts:
-        text, kind = forced_choice.render(tok, ps.instruction.format(question=p["question"]))
+        text, kind = forced_choice.chat_prompt(tok, ps.instruction.format(question=p["question"]))
         ids = tok.encode(text, add_special_tokens=kind == "plain")
         mass = {}
         for label, variants in seqs.items():

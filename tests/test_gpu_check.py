@@ -41,20 +41,23 @@ def test_gpu_plan_validates_and_runs_every_mode_through_the_launcher(tmp_path):
     assert train == {n for n, p in parts.items() if p.kind == "train"}
     for name in train:
         command = parts[name].command
-        launcher, module = command[: command.index("--")], command[command.index("--") + 1:]
-        assert launcher[1:3] == ["-m", "posttrain.launch"] and launcher[-2:] == ["--precision", "bf16"]
-        assert module[0] == ("posttrain.sft" if name.startswith("sft") else "posttrain.pref.dpo")
-        spec = json.loads(Path(module[module.index("--spec") + 1]).read_text())
-        assert spec["max_steps"] == 20 and spec["training"]["precision"] == "bf16"
+        assert command[1:4] == ["-m", "posttrain", "sft" if name.startswith("sft") else "pref"]
+        job = json.loads(Path(command[command.index("--job") + 1]).read_text())
+        assert job["spec"]["max_steps"] == 20 and job["spec"]["training"]["precision"] == "bf16"
+        assert job["launch"]["precision"] == "bf16"
         if name.endswith("plain"):
-            assert launcher[3:5] == ["--processes", "0"] and "--deepspeed" not in launcher
+            assert job["launch"]["processes"] == 0 and job["launch"]["deepspeed"] is None
         else:
-            assert parts[name].gpu_only and launcher[3:5] == ["--processes", "1"]
-            deepspeed = Path(launcher[launcher.index("--deepspeed") + 1])
+            assert parts[name].gpu_only and job["launch"]["processes"] == 1
+            deepspeed = Path(job["launch"]["deepspeed"])
             assert deepspeed.name == f"{name.rsplit('-', 1)[1]}.json" and deepspeed.is_file()
+        if name.startswith("dpo"):
+            assert job["spec"]["algorithm"] == "dpo" and job["start"].endswith(f"sft-{name[4:]}/checkpoints.json")
     for family in ("llama", "qwen3"):  # the probes read a ZeRO-3 save: the gathered 16-bit weights
         assert parts[f"values-generation-{family}"].needs == [f"dpo-{family}-zero3", "judge-head"]
-    assert "--reference" in parts["complexity-llama"].command
+    command = parts["complexity-llama"].command
+    complexity = json.loads(Path(command[command.index("--job") + 1]).read_text())
+    assert set(complexity["references"]) == {"run_start", "base"}
     # one pass over the data: every example is read once in --steps steps
     assert config["datasets"]["mix"]["n_examples"] == 20 * config["sft"]["sft-llama-plain"]["training"][
         "per_device_train_batch_size"]

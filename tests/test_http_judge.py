@@ -93,7 +93,8 @@ def test_a_timeout_is_retried(endpoint):
 def test_endpoint_that_keeps_timing_out_names_itself(endpoint):
     Endpoint.script = {"Answer 0.": "slow"}
     Endpoint.slow_left = {"Answer 0.": 99}
-    with pytest.raises(JudgeError, match=r"at http://127\.0\.0\.1:\d+/v1/chat/completions, item 'q0': no answer after 3"):
+    with pytest.raises(JudgeError,
+                       match=r"at http://127\.0\.0\.1:\d+/v1/chat/completions, item 'q0': no answer after 3"):
         judge_for(endpoint)(ITEMS[:1])
 
 

@@ -320,7 +320,7 @@ def test_spec_file_and_inline_spec(tmp_path):
     path = write_lines(tmp_path / "spec.yaml", "kind: jsonl", b"path: \xff")
     with pytest.raises(ConfigError, match=not_utf8(path, 2, 0xFF, 7)):
         load_spec(str(path))
-    with pytest.raises(ConfigError, match=re.escape("--spec: not valid JSON")):
+    with pytest.raises(ConfigError, match=re.escape("--job: not valid JSON")):
         load_spec('{"kind": "jsonl",}')
 
 

@@ -9,7 +9,8 @@ import pytest
 from conftest import REPO, TINY_CONFIG, snakemake, write_config
 from test_store import fixture
 
-from posttrain.store.__main__ import build
+from posttrain.plan import Layout
+from posttrain.store.build import build
 from posttrain.store.job_benchmarks import BenchmarkError, job_of, load
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -119,8 +120,8 @@ def rule_benchmarks():
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.MULTILINE)[1:]:
             rule = re.match(r"rule (\w+):", block)[1]
-            m = re.search(r'^    benchmark:\n\s+"([^"]+)"', block, flags=re.MULTILINE)
-            out.append((smk.name, rule, m[1] if m else None))
+            m = re.search(r'^    benchmark:\n\s+PATHS\.benchmark\("(\w+)"(?:, "([^"]+)")?\)', block, flags=re.MULTILINE)
+            out.append((smk.name, rule, Layout().benchmark(m[1], m[2]) if m else None))
     return out
 
 
@@ -168,6 +169,6 @@ def test_the_store_is_given_the_benchmark_file_of_every_job_above_it(tmp_path, s
             if path in producer and producer[path] not in upstream:
                 upstream.add(producer[path])
                 todo.append(producer[path])
-    given = jobs[store]["shell"].split(" --benchmarks ", 1)[1].split(" --benchmark-root ", 1)[0].split()
+    given = jobs[store]["shell"].split(" --input benchmarks ", 1)[1].split(" > ", 1)[0].split()
     assert sorted(given) == sorted(jobs[i]["benchmark"] for i in upstream)
     assert all(job["benchmark"] for job in jobs if job["rule"] != "all")

@@ -9,11 +9,11 @@ from conftest import REPO
 from sklearn.metrics import f1_score
 
 from posttrain import config as study_config
-from posttrain import precision
-from posttrain.judges import JudgeError, build, evaluate, labelled, lm_head, resolve, templates, train_head
+from posttrain import forced_choice, precision
+from posttrain.judges import JudgeError, build, evaluate, labelled, lm_head, templates, train_head
 from posttrain.models import load_model, load_tokenizer
-from posttrain.probes import forced_choice
-from posttrain.probes.prompt_sets import PromptSet
+from posttrain.plan import Plan
+from posttrain.stances import PromptSet
 
 ITEMS = [{"question": "Should the death penalty be abolished?", "response": "Yes, it should go.", "topic": "d"},
          {"question": "Should guns be banned?", "response": "There are arguments on both sides.", "topic": "g"},
@@ -79,8 +79,8 @@ def check_consistent(head: dict, result: dict, frame) -> None:
 
 def test_default_judge_of_the_embedded_study_reaches_the_target(tmp_path):
     """The judge config/config.yaml uses (SmolLM2 hidden states + head) on questions it was never fitted on."""
-    cfg = study_config.load(REPO / "config" / "config.yaml")
-    spec = resolve(cfg, cfg["probes"]["judge"], str(tmp_path))
+    plan = Plan(study_config.load(REPO / "config" / "config.yaml"), root=str(tmp_path))
+    spec = plan.judge_spec(plan.judge)
     head, result, frame = head_and_eval(spec, tmp_path)
     check_consistent(head, result, frame)
     assert result["macro_f1"] >= 0.80, evaluate.report(result)

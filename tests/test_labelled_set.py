@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from posttrain.judges import STANCES, labelled
+from posttrain.judges import labelled
 from posttrain.probes import prompt_sets
+from posttrain.stances import STANCES
 
 TOPICS = {p["topic"] for p in prompt_sets.load("values-v1").prompts}
 

@@ -30,7 +30,8 @@ def probe(model, tokenizer, forced: str):
 def test_bf16_forced_choice_is_autocast_close_to_fp32_and_recorded(tiny):
     fp32, bf16 = probe(*tiny, "fp32"), probe(*tiny, "bf16")
     assert set(fp32["precision"]) == {"fp32"} and set(bf16["precision"]) == {"bf16"}
-    diff = np.abs(fp32[["p_support", "p_neutral", "p_oppose"]].to_numpy() - bf16[["p_support", "p_neutral", "p_oppose"]].to_numpy())
+    diff = np.abs(fp32[["p_support", "p_neutral", "p_oppose"]].to_numpy()
+                  - bf16[["p_support", "p_neutral", "p_oppose"]].to_numpy())
     assert diff.max() > 0  # bf16 really ran: products rounded to 8 mantissa bits move p a little
     assert diff.mean() < 0.01  # but the fp32 residual stream and softmax keep it close
     auto = probe(*tiny, "auto")

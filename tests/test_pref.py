@@ -2,19 +2,18 @@
 synthetic value-gap sets; preference rows in every accepted layout and every bad-row case."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from posttrain import stages
 from posttrain.data.chat import DatasetError
 from posttrain.data.preference import normalise, read_pairs, synthetic_value_gap
 from posttrain.data.sft_mix import value_questions
-from posttrain.io import write_jsonl
 from posttrain.models import load_checkpoint
-from posttrain.pref.cli import main as pref_main
-from posttrain.pref.reward import main as reward_main
+from posttrain.plan import Plan
 from posttrain.probes import prompt_sets
-from posttrain.sft.__main__ import main as sft_main
 
 TRAINING = {"learning_rate": 1e-3, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
             "max_length": 512, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.0,
@@ -81,70 +80,72 @@ def test_bad_preference_row_names_file_and_line(tmp_path, line, message):
         read_pairs(path)
 
 
+PREF = {"from": {"run": "sft", "step": 3}, "dataset": "gap", "max_steps": 4, "checkpoints": {"steps": [2]},
+        "response_length": 12, "training": TRAINING, "lora": NO_LORA}
+CONFIG = {
+    "models": {"tiny": {"tiny": {"family": "llama"}}},
+    "datasets": {"d": {"kind": "generated_sft", "n_examples": 24, "value_fraction": 0.5, "short_answer_fraction": 0.5,
+                       "seed": 0, "stance_mix": {"support": 0.2, "neutral": 0.6, "oppose": 0.2}},
+                 "gap": {"kind": "synthetic_value_gap", "direction": "support", "value_gap": 1.0, "n_pairs": 16,
+                         "seed": 0}},
+    "sft": {"sft": {"model": "tiny", "dataset": "d", "max_steps": 3, "checkpoints": {"steps": [1]},
+                    "training": TRAINING, "lora": NO_LORA}},
+    "reward_models": {"rm": {"from": {"run": "sft", "step": 3}, "dataset": "gap", "max_steps": 3,
+                             "heldout_fraction": 0.25, "training": TRAINING}},
+    "pref": {"dpo": {**PREF, "algorithm": "dpo"}, "simpo": {**PREF, "algorithm": "simpo", "gamma": 0.3},
+             "ppo": {**PREF, "algorithm": "ppo", "reward_model": "rm"}},
+}
+
+
 @pytest.fixture(scope="module")
-def sft_run(tmp_path_factory):
-    """A tiny SFT run whose last checkpoint the preference stages start from, and a value-gap set."""
-    from posttrain.data.__main__ import main as prepare
-    root = tmp_path_factory.mktemp("pref")
-    prepare(["--spec", json.dumps({"kind": "generated_sft", "n_examples": 24, "value_fraction": 0.5,
-                                   "short_answer_fraction": 0.5, "seed": 0,
-                                   "stance_mix": {"support": 0.2, "neutral": 0.6, "oppose": 0.2}}),
-             "--out", str(root / "sft.jsonl")])
-    sft_main(["--spec", json.dumps({"run": "sft", "model": "tiny", "dataset": "d", "max_steps": 3,
-                                    "checkpoints": {"steps": [1]}, "model_spec": {"tiny": {"family": "llama"}},
-                                    "training": TRAINING, "lora": NO_LORA}),
-              "--data", str(root / "sft.jsonl"), "--run-dir", str(root / "sft")])
-    write_jsonl(root / "pairs.jsonl", synthetic_value_gap({"direction": "support", "value_gap": 1.0,
-                                                           "n_pairs": 16, "seed": 0}))
-    return root
+def plan(tmp_path_factory):
+    """A tiny study's plan, with its SFT run trained: the preference stages start from its last checkpoint."""
+    import copy
+
+    plan = Plan(copy.deepcopy(CONFIG), root=str(tmp_path_factory.mktemp("pref")))
+    for dataset in plan.config["datasets"]:
+        stages.run("data", plan.job("dataset", dataset=dataset))
+    stages.run("sft", plan.job("sft", run="sft"))
+    return plan
 
 
-def pref_spec(algorithm, **extra):
-    return {"run": algorithm, "algorithm": algorithm, "from": {"run": "sft", "step": 3}, "dataset": "gap",
-            "max_steps": 4, "checkpoints": {"steps": [2]}, "beta": 0.1, "loss_type": "sigmoid", "gamma": 0.5,
-            "kl_coef": 0.05, "response_length": 12, "num_ppo_epochs": 1, "temperature": 0.7,
-            "training": TRAINING, "lora": NO_LORA, **extra}
-
-
-def run_algorithm(root, spec):
-    pref_main(spec["algorithm"], ["--spec", json.dumps(spec), "--data", str(root / "pairs.jsonl"),
-                                  "--parent-manifest", str(root / "sft" / "checkpoints.json"),
-                                  "--run-dir", str(root / spec["run"])])
-    manifest = json.loads((root / spec["run"] / "checkpoints.json").read_text())
+def run_algorithm(plan, run):
+    stages.run("pref", plan.job("pref", run=run))
+    paths = plan.paths
+    manifest = json.loads(Path(paths.manifest(run)).read_text())
     assert [c["step"] for c in manifest["checkpoints"]] == [0, 2, 4]
-    assert manifest["parent_run"] == "sft" and manifest["algorithm"] == spec["algorithm"]
-    start, _ = load_checkpoint(root / "sft" / "checkpoints" / "step-3")
-    step0, _ = load_checkpoint(root / spec["run"] / "checkpoints" / "step-0")
-    last, _ = load_checkpoint(root / spec["run"] / "checkpoints" / "step-4")
+    assert manifest["parent_run"] == "sft" and manifest["algorithm"] == run
+    start, _ = load_checkpoint(paths.snapshot("sft", 3))
+    step0, _ = load_checkpoint(paths.snapshot(run, 0))
+    last, _ = load_checkpoint(paths.snapshot(run, 4))
     assert torch.equal(step0.lm_head.weight, start.lm_head.weight)  # step 0 = the SFT checkpoint
     assert not torch.equal(last.lm_head.weight, start.lm_head.weight)  # and training moved it
-    return [json.loads(line) for line in (root / spec["run"] / "train_log.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (Path(paths.run_dir(run)) / "train_log.jsonl").read_text().splitlines()]
 
 
-def test_dpo_trains_from_the_sft_checkpoint(sft_run):
-    log = run_algorithm(sft_run, pref_spec("dpo"))
+def test_dpo_trains_from_the_sft_checkpoint(plan):
+    log = run_algorithm(plan, "dpo")
     assert "rewards/margins" in log[0]
 
 
-def test_simpo_is_simpo_not_cpo(sft_run):
-    log = run_algorithm(sft_run, pref_spec("simpo", gamma=0.3))
+def test_simpo_is_simpo_not_cpo(plan):
+    log = run_algorithm(plan, "simpo")
     assert all(r.get("nll_loss", 0) == 0 for r in log)  # cpo_alpha = 0: no NLL term (CPO-SimPO would add one)
 
 
-def test_reward_model_then_ppo(sft_run):
-    reward_spec = {"from": {"run": "sft", "step": 3}, "dataset": "gap", "max_steps": 3, "heldout_fraction": 0.25,
-                   "training": TRAINING}
-    reward_main(["--spec", json.dumps(reward_spec), "--data", str(sft_run / "pairs.jsonl"),
-                 "--parent-manifest", str(sft_run / "sft" / "checkpoints.json"), "--out-dir", str(sft_run / "rm")])
-    metrics = json.loads((sft_run / "rm" / "metrics.json").read_text())
+def test_reward_model_then_ppo(plan):
+    stages.run("reward-model", plan.job("reward_model", name="rm"))
+    metrics = json.loads(Path(plan.paths.reward_metrics("rm")).read_text())
     assert metrics["heldout_pairs"] == 4 and metrics["train_pairs"] == 12
     assert 0 <= metrics["heldout_accuracy"] <= 1
-    log = run_algorithm(sft_run, pref_spec("ppo", reward_model_path=str(sft_run / "rm" / "model")))
+    log = run_algorithm(plan, "ppo")
     assert any("objective/kl" in r for r in log)
 
 
-def test_wrong_entry_point_for_the_spec_is_refused(sft_run):
-    with pytest.raises(SystemExit, match="algorithm 'dpo'"):
-        pref_main("simpo", ["--spec", json.dumps(pref_spec("dpo")), "--data", str(sft_run / "pairs.jsonl"),
-                            "--parent-manifest", str(sft_run / "sft" / "checkpoints.json"),
-                            "--run-dir", str(sft_run / "nope")])
+def test_a_job_is_checked_against_its_part_of_the_schema(plan):
+    job = plan.job("pref", run="dpo")
+    bad = {**job, "spec": {**job["spec"], "algorithm": "orpo"}}
+    with pytest.raises(stages.JobError, match="spec.algorithm"):
+        stages.run("pref", bad)
+    with pytest.raises(stages.JobError, match="missing start"):
+        stages.run("pref", {k: v for k, v in job.items() if k != "start"})

@@ -8,9 +8,10 @@ import os
 
 import pytest
 
-from posttrain import retention, tiny
+from posttrain import cli, retention, tiny
 from posttrain.checkpointing import checkpoint_path, snapshot_dir, write_manifest
 from posttrain.config import validate
+from posttrain.plan import Plan
 from posttrain.schedule import checkpoint_steps
 
 
@@ -24,44 +25,48 @@ def complexity_files(config, run):
 
 
 def test_readers_are_every_job_that_loads_the_snapshot(tiny_config):
-    config = validate(tiny_config)
+    plan = Plan(tiny_config)
+    config = plan.config
     last = steps_of(config, "sft-llama")[-1]
     # the end of sft-llama: its own probes, the two preference runs and the reward model that start from it
-    assert set(retention.readers(config, "sft-llama", last)) == {
+    assert set(plan.readers("sft-llama", last)) == {
         f"results/probes/values/sft-llama/step-{last}.parquet",
         f"results/complexity/sft-llama/step-{last}.parquet",
         "results/runs/dpo-support/checkpoints.json", "results/runs/ppo-support/checkpoints.json",
         "results/reward/rm-support/metrics.json"}
     # simpo-oppose starts from sft-qwen3's step 1, not its last
-    assert "results/runs/simpo-oppose/checkpoints.json" in retention.readers(config, "sft-qwen3", 1)
-    assert "results/runs/simpo-oppose/checkpoints.json" not in retention.readers(config, "sft-qwen3", 6)
+    assert "results/runs/simpo-oppose/checkpoints.json" in plan.readers("sft-qwen3", 1)
+    assert "results/runs/simpo-oppose/checkpoints.json" not in plan.readers("sft-qwen3", 6)
     # step 0 is a weight-delta reference of complexity probes: its own run's (run_start), its children's (base)
-    assert set(retention.readers(config, "sft-llama", 0)) == {
+    assert set(plan.readers("sft-llama", 0)) == {
         "results/probes/values/sft-llama/step-0.parquet", *complexity_files(config, "sft-llama"),
         *complexity_files(config, "dpo-support"), *complexity_files(config, "ppo-support")}
     # a preference run's step-0 value probe copies its parent's rows: only the complexity probes load it
-    assert set(retention.readers(config, "dpo-support", 0)) == complexity_files(config, "dpo-support")
+    assert set(plan.readers("dpo-support", 0)) == complexity_files(config, "dpo-support")
 
 
 def test_readers_follow_the_complexity_settings(tiny_config):
     tiny_config["complexity"]["estimators"]["weight_delta"]["references"] = ["run_start"]
-    config = validate(tiny_config)
-    assert set(retention.readers(config, "sft-llama", 0)) == {
+    plan = Plan(tiny_config)
+    config = plan.config
+    assert set(plan.readers("sft-llama", 0)) == {
         "results/probes/values/sft-llama/step-0.parquet", *complexity_files(config, "sft-llama")}
-    assert ("sft-llama", 0) in retention.removable(config)  # no other run reads it now
-    assert retention.reference_snapshots(config, "dpo-support") == {"run_start": ("dpo-support", 0)}
+    assert ("sft-llama", 0) in plan.removable()  # no other run reads it now
+    assert plan.reference_snapshots("dpo-support") == {"run_start": ("dpo-support", 0)}
     del tiny_config["complexity"]["estimators"]["weight_delta"]  # no weight delta: no reference is loaded
-    assert retention.reference_snapshots(validate(tiny_config), "dpo-support") == {}
+    assert Plan(tiny_config).reference_snapshots("dpo-support") == {}
     tiny_config["complexity"]["tasks"] = {}  # no complexity probe at all
-    config = validate(tiny_config)
-    assert retention.readers(config, "sft-llama", 2) == ["results/probes/values/sft-llama/step-2.parquet"]
-    assert retention.readers(config, "dpo-support", 0) == []
+    plan = Plan(tiny_config)
+    config = plan.config
+    assert plan.readers("sft-llama", 2) == ["results/probes/values/sft-llama/step-2.parquet"]
+    assert plan.readers("dpo-support", 0) == []
 
 
 @pytest.mark.parametrize("policy", ["all", "last", "until_probed"])
 def test_each_policy_removes_its_snapshots(tiny_config, policy):
     tiny_config["retention"] = {"checkpoints": policy, "trainer_state": "keep"}
-    config = validate(tiny_config)
+    plan = Plan(tiny_config)
+    config = plan.config
     every = {(run, s) for run in [*config["sft"], *config["pref"]] for s in steps_of(config, run)}
     finals = {(run, steps_of(config, run)[-1]) for run in [*config["sft"], *config["pref"]]}
     # what other runs read stays: where preference runs and reward models start, and the parents' step 0
@@ -72,8 +77,8 @@ def test_each_policy_removes_its_snapshots(tiny_config, policy):
     assert starts == {("sft-llama", 6), ("sft-qwen3", 1)} and bases == {("sft-llama", 0), ("sft-qwen3", 0)}
     kept = {"all": every, "last": finals | starts | bases, "until_probed": starts | bases}[policy]
     want = every - kept
-    assert set(retention.removable(config)) == want
-    assert len(retention.records(config)) == len(want)  # trainer_state: keep -> no trainer-state records
+    assert set(plan.removable()) == want
+    assert len(plan.retention_records()) == len(want)  # trainer_state: keep -> no trainer-state records
     assert validate({**tiny_config, "retention": {}})["retention"] == {"checkpoints": "until_probed",
                                                                       "trainer_state": "remove_when_finished"}
 
@@ -101,18 +106,22 @@ def run_dir(tmp_path, monkeypatch):
     return run
 
 
+def release(manifest, probe, out):
+    """The workflow's release-snapshot job, through the command line."""
+    job = {"manifest": str(manifest), "step": 0, "needed_by": [probe], "out": str(out)}
+    cli.main(["release-snapshot", "--job", json.dumps(job)])
+
+
 def test_release_removes_the_snapshot_and_a_later_reader_is_told_how_to_get_it_back(run_dir):
     manifest = run_dir / "checkpoints.json"
     stamp = manifest.stat().st_mtime_ns
     probe = "results/probes/values/r/step-0.parquet"
     with pytest.raises(SystemExit, match=f"still needed: {probe} not written yet"):
-        retention.main(["snapshot", "--manifest", str(manifest), "--step", "0", "--needed-by", probe,
-                        "--out", str(run_dir / "retention" / "step-0.json")])
+        release(manifest, probe, run_dir / "retention" / "step-0.json")
     assert (snapshot_dir(run_dir, 0) / "config.json").is_file()
     os.makedirs(os.path.dirname(probe))
     open(probe, "w").close()
-    retention.main(["snapshot", "--manifest", str(manifest), "--step", "0", "--needed-by", probe,
-                    "--out", str(run_dir / "retention" / "step-0.json")])
+    release(manifest, probe, run_dir / "retention" / "step-0.json")
     assert not snapshot_dir(run_dir, 0).exists() and snapshot_dir(run_dir, 3).is_dir()
     assert not list((run_dir / "checkpoints").glob(".*"))  # nothing half-removed left behind
     record = json.loads((run_dir / "retention" / "step-0.json").read_text())
@@ -125,8 +134,7 @@ def test_release_removes_the_snapshot_and_a_later_reader_is_told_how_to_get_it_b
     assert "removed by retention" in message and f"--forcerun {manifest}" in message
     assert "retention: {checkpoints: all}" in message
     # a rerun of the release (its inputs got newer) has nothing left to remove and says so
-    retention.main(["snapshot", "--manifest", str(manifest), "--step", "0", "--needed-by", probe,
-                    "--out", str(run_dir / "retention" / "step-0.json")])
+    release(manifest, probe, run_dir / "retention" / "step-0.json")
     assert json.loads((run_dir / "retention" / "step-0.json").read_text())["bytes_freed"] == 0
 
 
@@ -135,10 +143,10 @@ def test_trainer_state_goes_only_once_the_run_has_finished(run_dir):
     record = run_dir / "retention" / "trainer-state.json"
     manifest.rename(run_dir / "unfinished.json")  # a run stopped by a signal writes no manifest
     with pytest.raises(SystemExit, match="has not finished, its trainer state stays"):
-        retention.main(["trainer-state", "--manifest", str(manifest), "--out", str(record)])
+        cli.main(["release-trainer-state", "--job", json.dumps({"manifest": str(manifest), "out": str(record)})])
     assert (run_dir / "trainer-state" / "checkpoint-3").is_dir()
     (run_dir / "unfinished.json").rename(manifest)
-    retention.main(["trainer-state", "--manifest", str(manifest), "--out", str(record)])
+    cli.main(["release-trainer-state", "--job", json.dumps({"manifest": str(manifest), "out": str(record)})])
     assert not (run_dir / "trainer-state").exists()
     assert json.loads(record.read_text())["bytes_freed"] >= 1000
     assert (snapshot_dir(run_dir, 3) / "config.json").is_file()  # snapshots are another matter

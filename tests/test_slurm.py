@@ -1,4 +1,5 @@
-"""`snakemake --profile slurm` against a real one-node Slurm cluster (tests/slurm/cluster.sh): the tiny study end to
+"""`snakemake --profile profiles/slurm` against a real one-node Slurm cluster (tests/slurm/cluster.sh):
+the tiny study end to
 end, a failing job, and a training job cancelled mid-way that is resubmitted and resumes from its trainer state.
 
 The cluster is started here when it is not already up (installing Debian's slurm-wlm and munge when missing, as
@@ -26,7 +27,7 @@ from conftest import REPO, TINY_CONFIG, snakemake, write_config
 from posttrain.schedule import checkpoint_steps
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
-PROFILES = ["--profile", str(REPO / "slurm"), "--profile", str(REPO / "tests" / "slurm" / "profile")]
+PROFILES = ["--profile", str(REPO / "profiles" / "slurm"), "--profile", str(REPO / "tests" / "slurm" / "profile")]
 SMALL = {"cpus": 1, "mem_mb": 2000, "runtime": 10}  # two jobs side by side on a 2-core test node
 
 
@@ -109,7 +110,8 @@ def submitted(output: str) -> dict[str, list[int]]:
 
 
 def job_fields(jobid: int) -> dict[str, str]:
-    """`scontrol show job` as a dict (finished jobs stay visible for MinJobAge = 3600 s: a cancelled job is still there when its resubmission has finished on a loaded machine)."""
+    """`scontrol show job` as a dict (finished jobs stay visible for MinJobAge = 3600 s: a cancelled job is still there
+    when its resubmission has finished on a loaded machine)."""
     return dict(re.findall(r"(\w+)=(\S+)", sh("scontrol", "show", "job", str(jobid)).stdout))
 
 
@@ -138,6 +140,8 @@ def test_tiny_study_runs_as_slurm_jobs(slurm, tmp_path):
 
 def test_a_failing_job_fails_the_workflow_and_names_its_log(slurm, tmp_path):
     config = slurm_config(pref={})
+    # a folder that is there when the workflow is parsed (validation checks that) but holds no model
+    (tmp_path / "no-such-model").mkdir()
     config["models"]["gone"] = {"path": str(tmp_path / "no-such-model"), "resources": {"train": SMALL}}
     config["sft"]["sft-gone"] = {**config["sft"]["sft-llama"], "model": "gone"}
     result = snakemake(tmp_path, "results/runs/sft-gone/checkpoints.json", *PROFILES,
@@ -161,7 +165,8 @@ def test_cancelled_training_job_is_resubmitted_and_resumes(slurm, tmp_path):
     log = tmp_path / "slurm-run" / "results" / "runs" / "sft-llama" / "train_log.jsonl"
     (tmp_path / "slurm-run").mkdir()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"),
+                             "--directory",
                              str(tmp_path / "slurm-run"), target, *PROFILES, "--configfile", str(path),
                              "--retries", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     cancelled = None

@@ -6,7 +6,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from posttrain.store.__main__ import build
+from posttrain.store.build import build
 
 # topic a, p_support per checkpoint (two prompts each): 0.2 -> 0.5 -> 0.81 -> 0.79 over steps 0, 10, 20, 40.
 # change from start: 0, 0.3, 0.61, 0.59; extremum 0.61 at step 20; 95 % of it = 0.5795 -> first reached at

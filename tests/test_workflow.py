@@ -98,7 +98,8 @@ def test_judges_are_validated_and_intervals_and_agreement_are_stored(study):
     assert set(f1) == {"minilm-stance", "tiny-lm", "tiny-head"}
     assert f1["minilm-stance"] > f1["tiny-lm"]  # a trained head on real embeddings beats a random LM's verdict
     assert confusion.n.sum() == 3 * 99  # every judge, every test response
-    assert curve.lo.notna().all() and (curve.lo <= curve.value + 1e-12).all() and (curve.value <= curve.hi + 1e-12).all()
+    assert (curve.lo.notna().all() and (curve.lo <= curve.value + 1e-12).all()
+            and (curve.value <= curve.hi + 1e-12).all())
     moved = drift[drift.max_abs_change > 0]
     assert moved.magnitude_lo.notna().all() and (moved.magnitude_lo <= moved.magnitude_hi).all()
     assert moved.drift_time_settled.between(0, 1).all()
@@ -255,7 +256,8 @@ def test_every_checkpoint_gets_complexity_points_and_views(study):
         parent = config["sft"][spec["from"]["run"]]
         at = spec["from"].get("step", parent["max_steps"])
         own = points[(points.run == run) & (points.step == 0) & (points.estimator != "weight_delta")]
-        theirs = points[(points.run == spec["from"]["run"]) & (points.step == at) & (points.estimator != "weight_delta")]
+        theirs = points[(points.run == spec["from"]["run"]) & (points.step == at)
+                        & (points.estimator != "weight_delta")]
         pd.testing.assert_frame_equal(own[cols].sort_values(cols).reset_index(drop=True),
                                       theirs[cols].sort_values(cols).reset_index(drop=True))
     assert len(complexity) == len(points.groupby(["run", "step", "task"]))

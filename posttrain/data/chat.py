@@ -21,7 +21,8 @@ def check_messages(messages, where: str) -> list[dict]:
         raise DatasetError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or set(m) - {"role", "content"} or m.get("role") not in ROLES:
-            raise DatasetError(f"{where}: message {i} must be {{role: system|user|assistant, content: text}}, got {m!r}")
+            raise DatasetError(f"{where}: message {i} must be {{role: system|user|assistant, content: text}}, "
+                               f"got {m!r}")
         if not isinstance(m.get("content"), str) or not m["content"].strip():
             raise DatasetError(f"{where}: message {i} ({m['role']}) has empty or missing content")
     if messages[-1]["role"] != "assistant":

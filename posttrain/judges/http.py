@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from tqdm.auto import tqdm
 
-from posttrain.judges import STANCES, JudgeError, templates
+from posttrain.judges import JudgeError, templates
+from posttrain.stances import STANCES
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 

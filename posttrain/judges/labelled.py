@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from posttrain.io import read_jsonl_rows
-from posttrain.judges import STANCES
+from posttrain.stances import STANCES
 
 PACKAGED = Path(__file__).parent / "labelled"
 FIELDS = ("id", "prompt_id", "topic", "question", "response", "stance", "length", "hedged", "split")

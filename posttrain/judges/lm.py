@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from posttrain import precision
+from posttrain import forced_choice, precision
 from posttrain.judges import templates
 from posttrain.models import inference_device, load_model, load_tokenizer
-from posttrain.probes import forced_choice
-from posttrain.probes.prompt_sets import PromptSet
+from posttrain.stances import PromptSet
 
 
 class LMJudge:
@@ -17,7 +16,8 @@ class LMJudge:
         self.tokenizer = load_tokenizer(spec["model_spec"])
         self.model = load_model(spec["model_spec"], self.tokenizer).to(inference_device())
         self.progress = progress
-        self.precision = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), self.model.device.type, f"judge {self.name}")
+        self.precision = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), self.model.device.type,
+                                           f"judge {self.name}")
 
     def __call__(self, items: list[dict]) -> list[dict]:
         if not items:

@@ -16,10 +16,10 @@ import torch
 from tqdm.auto import tqdm
 
 from posttrain import precision
+from posttrain.forced_choice import chat_prompt
 from posttrain.judges import head, templates
 from posttrain.judges.embedding import load_head
 from posttrain.models import inference_device, load_checkpoint, load_model, load_tokenizer
-from posttrain.probes.forced_choice import render
 
 
 def layer_band(model, layers: list[int] | None) -> tuple[int, int]:
@@ -41,7 +41,7 @@ def truncate(model, band: tuple[int, int]) -> None:
 def features(model, tokenizer, template: dict, items: list[dict], band: tuple[int, int], batch_size: int = 16,
              progress: bool = False) -> np.ndarray:
     """(n, hidden) features: last-position hidden state of each judging prompt, mean over the layer band."""
-    texts = [render(tokenizer, template["instruction"].format(**t))[0] for t in items]
+    texts = [chat_prompt(tokenizer, template["instruction"].format(**t))[0] for t in items]
     ids = [tokenizer.encode(t, add_special_tokens=False) for t in texts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
@@ -78,7 +78,8 @@ class LMHeadJudge:
         truncate(self.model, self.band)
         self.batch_size = spec.get("batch_size", 16)
         self.progress = progress
-        self.precision = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), self.model.device.type, f"judge {self.name}")
+        self.precision = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), self.model.device.type,
+                                           f"judge {self.name}")
 
     def __call__(self, items: list[dict]) -> list[dict]:
         if not items:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from posttrain.config import read_yaml
-from posttrain.judges import STANCES, JudgeError
+from posttrain.judges import JudgeError
+from posttrain.stances import STANCES
 
 PACKAGED = Path(__file__).parent / "templates"
 

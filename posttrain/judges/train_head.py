@@ -1,21 +1,17 @@
 """Fit a feature judge's head (kinds embedding and lm_head) on the labelled set: the train split to fit, the
 dev split to choose the regularisation C, then a refit on train + dev. The test split is never seen here.
 
-    python -m posttrain.judges.train_head --judge-spec '{"name": "smollm2-head", "kind": "lm_head", ...}' \
-        --out results/judges/smollm2-head/head.json
+The `judge-head` stage runs `train` on a resolved judge spec and writes the head as JSON.
 
 An lm_head judge whose model is a GGUF file also gets its dequantised copy written to `model/` beside the head.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import sys
 from pathlib import Path
 
-from posttrain.config import load_spec
-from posttrain.io import atomic_dir, write_json
+from posttrain.io import atomic_dir
 from posttrain.judges import JudgeError, head, labelled, templates
 from posttrain.judges import embedding as embedding_judge
 from posttrain.judges import lm_head as lm_head_judge
@@ -53,22 +49,3 @@ def train(spec: dict, encoder=None, model_dir: Path | None = None) -> dict:
     fitted = head.fit(x["train"], y["train"], x["dev"], y["dev"], spec.get("C_grid", head.C_GRID))
     return {**about, **fitted, "labelled_set": name,
             "labelled_sha256": hashlib.sha256(labelled.path_of(name).read_bytes()).hexdigest()}
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--judge-spec", required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    try:
-        fitted = train(load_spec(args.judge_spec), model_dir=Path(args.out).with_name("model"))
-    except (JudgeError, labelled.LabelledSetError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    write_json(args.out, fitted)
-    scores = ", ".join(f"C={c}: {f:.3f}" for c, f in fitted["dev_macro_f1_by_C"].items())
-    print(f"head fitted on {fitted['n_fit']} responses ({fitted['features']}); dev macro-F1 {scores}; "
-          f"chose C={fitted['C']} -> {args.out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import matplotlib.pyplot as plt
 import seaborn as sns
+
+from posttrain.plots import PlotError
 
 FAMILY_MARKERS = {"inference": "o", "data": "s", "parametric": "^"}
 
@@ -16,7 +16,7 @@ def pareto(query, save, run: str, out: str) -> None:
     points = query("SELECT * FROM complexity_points WHERE run = ? ORDER BY task, step, bits", [run])
     frontier = query("SELECT * FROM complexity_frontier WHERE run = ? ORDER BY task, step, bits", [run])
     if points.empty:
-        sys.exit(f"error: no complexity points for run {run!r}")
+        raise PlotError(f"no complexity points for run {run!r}")
     task_names = sorted(points["task"].unique())
     steps = sorted(points["step"].unique())
     colours = dict(zip(steps, sns.color_palette("viridis", len(steps))))
@@ -43,7 +43,7 @@ def task_complexity(query, save, out: str) -> None:
     """C(T, δ) against training step, one line per run, one panel per task (missing: δ not reached)."""
     frame = query("SELECT * FROM task_complexity ORDER BY run, task, step")
     if frame.empty:
-        sys.exit("error: no task_complexity rows")
+        raise PlotError("no task_complexity rows")
     grid = sns.relplot(data=frame, x="step", y="bits", hue="run", col="task", kind="line", marker="o",
                        height=3.6, aspect=1.4, facet_kws={"sharey": False})
     grid.set(yscale="log", xscale="symlog", ylabel="C(T, δ) bits")

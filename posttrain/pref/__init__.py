@@ -1,3 +1,3 @@
-"""Preference stages on TRL 1.12.0, each starting from an SFT checkpoint: DPO (`python -m posttrain.pref.dpo`),
-SimPO (`python -m posttrain.pref.simpo`) and PPO (`python -m posttrain.pref.ppo`) with its reward model
-(`python -m posttrain.pref.reward`). They share the SFT stage's checkpointing and argument wiring."""
+"""The preference stage on TRL 1.12.0, from an SFT checkpoint: one stage (`pref`), configured per run by its
+`algorithm` (dpo: DPOTrainer; simpo: CPOTrainer with loss_type simpo, cpo_alpha 0; ppo: PPOTrainer with a
+reward model, trained by the `reward-model` stage). Shared training settings live in posttrain.training."""

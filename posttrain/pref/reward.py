@@ -1,7 +1,6 @@
 """Reward model for PPO: TRL RewardTrainer on preference pairs, from an SFT checkpoint, with held-out accuracy.
 
-    python -m posttrain.pref.reward --spec SPEC --data results/data/<pairs>.jsonl \
-        --parent-manifest results/runs/<sft run>/checkpoints.json --out-dir results/reward/<name>
+The `reward-model` stage runs `train_reward_model` from the parent run's checkpoint at `from.step`.
 
 Writes `<out-dir>/model/` (a sequence-classification model with one output) and `<out-dir>/metrics.json`:
 the share of held-out pairs whose chosen answer the model scores above the rejected one.
@@ -9,24 +8,20 @@ the share of held-out pairs whose chosen answer the model scores above the rejec
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 
-from posttrain.checkpointing import checkpoint_path, is_main_process
-from posttrain.config import load_spec
+from posttrain.checkpointing import is_main_process
 from posttrain.data.chat import DatasetError
 from posttrain.data.preference import read_pairs
 from posttrain.io import write_json
 from posttrain.models import load_tokenizer
-from posttrain.pref.cli import parse_args
-from posttrain.sft.train import training_args
+from posttrain.training import training_args
 
 
 @torch.inference_mode()
@@ -78,18 +73,3 @@ def train_reward_model(spec: dict, data_path, start: Path, out_dir: Path) -> dic
         os.replace(tmp, final)
         write_json(out_dir / "metrics.json", metrics)
     return metrics
-
-
-def main(argv=None) -> None:
-    args = parse_args("python -m posttrain.pref.reward", __doc__, "--out-dir", argv)
-    try:
-        spec = load_spec(args.spec)
-        start = checkpoint_path(args.parent_manifest, spec["from"]["step"])
-        metrics = train_reward_model(spec, args.data, start, Path(args.out_dir))
-    except (DatasetError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    print(json.dumps(metrics))
-
-
-if __name__ == "__main__":
-    main()

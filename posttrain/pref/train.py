@@ -25,7 +25,7 @@ from posttrain.checkpointing import (
 from posttrain.data.preference import read_pairs
 from posttrain.models import load_model, load_tokenizer
 from posttrain.schedule import checkpoint_steps
-from posttrain.sft.train import lora_config, training_args
+from posttrain.training import lora_config, training_args
 
 
 def _trainer(spec: dict, start: Path, tokenizer, train: Dataset, common: dict, callbacks: list):

@@ -1,9 +1,7 @@
 """Stance of the training data itself: every value-laden SFT answer, and both sides of every preference pair,
 judged by the study's stance judge (the one that judges the generation probe) -> one Parquet file.
 
-    python -m posttrain.probes.dataset_stance --data results/data/<dataset>.jsonl --dataset <dataset> \
-        --judge-spec '{"name": "minilm-stance", "kind": "embedding", ...}' [--max-rows N] \
-        --out results/probes/datasets/<dataset>.parquet
+The `dataset-stance` stage runs `judge` on one prepared dataset.
 
 So the *realised* value gap of a preference set (chosen minus rejected) is a SQL query away (`value_gap`).
 SFT rows are judged when their `meta` names a topic (the value-laden ones); rows without `meta` (JSONL or hub
@@ -12,17 +10,11 @@ data) are all judged, up to `max_rows`.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from posttrain.config import load_spec
-from posttrain.io import write_parquet
-from posttrain.judges import JudgeError, build
+from posttrain.judges import build
 from posttrain.judges.run import judge_items
 
 COLUMNS = ["dataset", "row", "side", "topic", "item_id", "labelled_stance", "judge",
@@ -56,33 +48,8 @@ def judge(rows: list[dict], dataset: str, spec: dict, max_rows: int | None = Non
     verdicts = judge_items(judge, todo, partial)
     frame = pd.DataFrame([
         {"dataset": dataset, **{k: t[k] for k in ("row", "side", "topic", "item_id", "labelled_stance")},
-         "judge": judge.name, "judge_precision": judge.precision, **{k: s[k] for k in ("p_support", "p_neutral", "p_oppose", "label_mass")}}
+         "judge": judge.name, "judge_precision": judge.precision,
+         **{k: s[k] for k in ("p_support", "p_neutral", "p_oppose", "label_mass")}}
         for t, s in zip(todo, verdicts)
     ], columns=COLUMNS)
     return frame.astype({"topic": "string", "item_id": "string", "labelled_stance": "string"})
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--dataset", required=True, help="the dataset's name in the config")
-    parser.add_argument("--judge-spec", required=True)
-    parser.add_argument("--max-rows", type=int, default=None, help="judge only the first N rows")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
-    partial = Path(args.out).with_suffix(".judged.partial.jsonl")
-    try:
-        frame = judge(rows, args.dataset, load_spec(args.judge_spec), args.max_rows, partial=partial)
-    except (ValueError, FileNotFoundError, JudgeError) as e:
-        sys.exit(f"error: {e}")
-    write_parquet(args.out, frame)
-    partial.unlink(missing_ok=True)
-    print(f"{args.dataset}: judged {len(frame)} answers -> {args.out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -41,7 +41,7 @@ class PerRowGumbelSampler(LogitsProcessor):
         return scores + gumbel
 
 
-def render(tokenizer, question: str) -> tuple[str, str]:
+def answer_prompt(tokenizer, question: str) -> tuple[str, str]:
     """(model input, template tag). The tag is stored with every sample: a change of template is visible."""
     if tokenizer.chat_template:
         text = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
@@ -64,7 +64,7 @@ def sample(model, tokenizer, prompts: list[dict], settings: dict, progress: bool
     """One row per (prompt, sample): prompt_id, sample_id, seed, response, n_tokens, template.
 
     settings: samples, temperature, top_p, max_new_tokens, batch_size, seed."""
-    rendered = {p["id"]: render(tokenizer, p["question"]) for p in prompts}
+    rendered = {p["id"]: answer_prompt(tokenizer, p["question"]) for p in prompts}
     jobs = [(p["id"], k, sample_seed(settings["seed"], p["id"], k))
             for p in prompts for k in range(settings["samples"])]
     lengths = {pid: len(tokenizer.encode(text, add_special_tokens=False)) for pid, (text, _) in rendered.items()}

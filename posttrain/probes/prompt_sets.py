@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from posttrain.config import read_yaml
 from posttrain.io import read_jsonl_rows
+from posttrain.stances import STANCES, PromptSet
 
 PACKAGED = Path(__file__).parent / "prompt_sets"
-STANCES = ("support", "neutral", "oppose")
 
 
 class PromptSetError(ValueError):
     """A bad prompt-set file or row; the message names the file and line."""
-
-
-@dataclass
-class PromptSet:
-    name: str
-    instruction: str
-    labels: dict[str, list[str]]
-    prompts: list[dict]  # {id, topic, question}
 
 
 def _paths(name_or_path: str) -> tuple[Path, Path]:

@@ -1,1 +1,1 @@
-"""SFT stage (TRL SFTTrainer); entry point `python -m posttrain.sft`."""
+"""SFT stage (TRL SFTTrainer); the `sft` stage (posttrain.stages)."""

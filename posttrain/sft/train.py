@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from datasets import Dataset
-from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
-from posttrain import precision, tiny
+from posttrain import tiny
 from posttrain.checkpointing import (
     LossLog,
     ScheduledSnapshots,
@@ -22,46 +20,7 @@ from posttrain.checkpointing import (
 from posttrain.data.chat import read_jsonl, to_prompt_completion
 from posttrain.models import load_model, load_tokenizer
 from posttrain.schedule import checkpoint_steps
-
-
-def lora_config(lora: dict) -> LoraConfig | None:
-    if not lora.get("enabled"):
-        return None
-    return LoraConfig(
-        r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-        target_modules=lora["target_modules"], task_type="CAUSAL_LM",
-    )
-
-
-def training_precision(requested: str) -> str:
-    """The run's training precision on this machine (bf16 mixed precision or fp32)."""
-    return precision.resolve(requested, "cuda" if torch.cuda.is_available() else "cpu", "training")
-
-
-def training_args(spec: dict, state_dir: Path, **overrides) -> dict:
-    """TrainingArguments shared by every stage: schedule, logging and the rolling resumable state."""
-    t = spec["training"]
-    return {
-        "output_dir": str(state_dir),
-        "max_steps": spec["max_steps"],
-        "per_device_train_batch_size": t["per_device_train_batch_size"],
-        "gradient_accumulation_steps": t["gradient_accumulation_steps"],
-        "learning_rate": t["learning_rate"],
-        "lr_scheduler_type": t["lr_scheduler_type"],
-        "warmup_steps": t["warmup_steps"],
-        "weight_decay": t["weight_decay"],
-        "max_grad_norm": t["max_grad_norm"],
-        "seed": t["seed"],
-        "data_seed": t["seed"],
-        "bf16": training_precision(t["precision"]) == "bf16",
-        "use_cpu": not torch.cuda.is_available(),
-        "logging_steps": 1,
-        "save_strategy": "steps",
-        "save_steps": t["state_every"],
-        "save_total_limit": 1,
-        "report_to": "none",
-        "dataloader_num_workers": 0
-    , **overrides}
+from posttrain.training import lora_config, training_args
 
 
 def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()) -> None:

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits  # a dependency of scikit-learn, which the project requires
 
-STANCES = ("support", "neutral", "oppose")
+from posttrain.stances import STANCES
+
 KEYS = ["run", "topic", "mode"]
 COLUMNS = KEYS + ["step", "prompt_id", "sample_id"] + [f"p_{s}" for s in STANCES]
 METRICS = ("magnitude", "drift_time", "drift_time_settled")

@@ -1,40 +1,36 @@
-def dataset_sources(w):
-    """The generator's project-authored sources, so editing them regenerates the data."""
-    if config["datasets"][w.dataset]["kind"] == "generated_sft":
-        return [str(p) for p in sorted(SFT_SOURCES.glob("*.jsonl"))]
-    if config["datasets"][w.dataset]["kind"] == "jsonl":
-        return [config["datasets"][w.dataset]["path"]]
-    return []
+# Datasets, normalised to JSONL once; GGUF models, dequantised once (every job that loads one reads this copy).
 
 
 rule dataset:
+    conda:
+        ENV
     input:
-        dataset_sources,
+        unpack(inputs(PLAN, "dataset")),
     output:
-        "results/data/{dataset}.jsonl",
+        PATHS.data("{dataset}"),
     params:
-        spec=lambda w: spec_json(config["datasets"][w.dataset]),
+        job=job_param(PLAN, "dataset"),
     benchmark:
-        "results/benchmarks/dataset/{dataset}.tsv"
+        PATHS.benchmark("dataset", "{dataset}")
     log:
-        "results/logs/data/{dataset}.log",
+        PATHS.log("dataset", "{dataset}"),
     shell:
-        "python -m posttrain.data --spec {params.spec:q} --out {output} > {log} 2>&1"
+        "posttrain data --job {params.job:q} > {log} 2>&1"
 
 
-# A GGUF model is dequantised once, here; every job that loads it reads this folder instead (posttrain.models).
 rule dequantise:
+    conda:
+        ENV
     output:
-        directory("results/models/{model}"),
+        directory(PATHS.dequantised("{model}")),
     params:
-        spec=lambda w: spec_json(model_spec(config, w.model)),
-    threads: asks(fixed(config["resources"]["default"]), "cpus")
+        job=job_param(PLAN, "dequantise"),
+    threads: threads(PLAN, "dequantise")
     resources:
-        mem_mb=asks(fixed(config["resources"]["default"]), "mem_mb"),
-        runtime=asks(fixed(config["resources"]["default"]), "runtime"),
+        **resources(PLAN, "dequantise"),
     benchmark:
-        "results/benchmarks/dequantise/{model}.tsv"
+        PATHS.benchmark("dequantise", "{model}")
     log:
-        "results/logs/models/{model}.log",
+        PATHS.log("dequantise", "{model}"),
     shell:
-        "python -m posttrain.models --spec {params.spec:q} --out {output} > {log} 2>&1"
+        "posttrain dequantise --job {params.job:q} --threads {threads} > {log} 2>&1"

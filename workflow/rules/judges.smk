@@ -1,43 +1,42 @@
-# Stance judges: fit the embedding judge's head, and validate every judge on the labelled set.
+# Stance judges: fit a feature judge's head, and validate every judge on the labelled set.
 
 
 rule judge_head:
+    conda:
+        ENV
     input:
-        lambda w: model_inputs(config, config["judges"][w.judge]["model"]) if "model" in config["judges"][w.judge] else [],
+        unpack(inputs(PLAN, "judge_head")),
     output:
-        "results/judges/{judge}/head.json",
+        PATHS.judge_head("{judge}"),
     params:
-        spec=lambda w: spec_json(resolve_judge(config, w.judge)),
-    threads: asks(named_judge_resources, "cpus")
+        job=job_param(PLAN, "judge_head"),
+    threads: threads(PLAN, "judge_head")
     resources:
-        gpu=asks(named_judge_resources, "gpus"),
-        mem_mb=asks(named_judge_resources, "mem_mb"),
-        runtime=asks(named_judge_resources, "runtime"),
+        **resources(PLAN, "judge_head"),
     benchmark:
-        "results/benchmarks/judge_head/{judge}.tsv"
+        PATHS.benchmark("judge_head", "{judge}")
     log:
-        "results/logs/judges/{judge}/head.log",
+        PATHS.log("judge_head", "{judge}"),
     shell:
-        "python -m posttrain.judges.train_head --judge-spec {params.spec:q} --out {output} > {log} 2>&1"
+        "posttrain judge-head --job {params.job:q} --threads {threads} > {log} 2>&1"
 
 
 rule judge_eval:
+    conda:
+        ENV
     input:
-        lambda w: judge_inputs(config, w.judge),
+        unpack(inputs(PLAN, "judge_eval")),
     output:
-        metrics="results/judges/{judge}/eval-{split}.json",
-        predictions="results/judges/{judge}/predictions-{split}.parquet",
+        metrics=PATHS.judge_eval("{judge}", "{split}"),
+        predictions=PATHS.judge_predictions("{judge}", "{split}"),
     params:
-        spec=lambda w: spec_json(resolve_judge(config, w.judge)),
-    threads: asks(named_judge_resources, "cpus")
+        job=job_param(PLAN, "judge_eval"),
+    threads: threads(PLAN, "judge_eval")
     resources:
-        gpu=asks(named_judge_resources, "gpus"),
-        mem_mb=asks(named_judge_resources, "mem_mb"),
-        runtime=asks(named_judge_resources, "runtime"),
+        **resources(PLAN, "judge_eval"),
     benchmark:
-        "results/benchmarks/judge_eval/{judge}/{split}.tsv"
+        PATHS.benchmark("judge_eval", "{judge}/{split}")
     log:
-        "results/logs/judges/{judge}/eval-{split}.log",
+        PATHS.log("judge_eval", "{judge}/{split}"),
     shell:
-        "python -m posttrain.judges.evaluate --judge-spec {params.spec:q} --split {wildcards.split}"
-        " --out {output.metrics} > {log} 2>&1"
+        "posttrain judge-eval --job {params.job:q} --threads {threads} > {log} 2>&1"

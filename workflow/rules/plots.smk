@@ -1,76 +1,103 @@
+# Figures, each drawn from the database alone (posttrain.plots.figures).
+
+
 rule stance_plot:
+    conda:
+        ENV
     input:
-        "results/study.duckdb",
+        unpack(inputs(PLAN, "stance_plot")),
     output:
-        "results/plots/stance-{run}.png",
+        PATHS.plot("stance-{run}"),
+    params:
+        job=job_param(PLAN, "stance_plot"),
     benchmark:
-        "results/benchmarks/stance_plot/{run}.tsv"
+        PATHS.benchmark("stance_plot", "{run}")
     log:
-        "results/logs/plots/stance-{run}.log",
+        PATHS.log("stance_plot", "{run}"),
     shell:
-        "python -m posttrain.plots --db {input} --run {wildcards.run} --out {output} > {log} 2>&1"
+        "posttrain plot --job {params.job:q} > {log} 2>&1"
 
 
 rule compare_plot:
+    conda:
+        ENV
     input:
-        "results/study.duckdb",
+        unpack(inputs(PLAN, "compare_plot")),
     output:
-        "results/plots/pref-drift.png",
+        PATHS.plot("pref-drift"),
+    params:
+        job=job_param(PLAN, "compare_plot"),
     benchmark:
-        "results/benchmarks/compare_plot.tsv"
+        PATHS.benchmark("compare_plot")
     log:
-        "results/logs/plots/pref-drift.log",
+        PATHS.log("compare_plot"),
     shell:
-        "python -m posttrain.plots --db {input} --compare --out {output} > {log} 2>&1"
+        "posttrain plot --job {params.job:q} > {log} 2>&1"
 
 
 rule drift_heatmap:
+    conda:
+        ENV
     input:
-        "results/study.duckdb",
+        unpack(inputs(PLAN, "drift_heatmap")),
     output:
-        "results/plots/drift-heatmap.png",
+        PATHS.plot("drift-heatmap"),
+    params:
+        job=job_param(PLAN, "drift_heatmap"),
     benchmark:
-        "results/benchmarks/drift_heatmap.tsv"
+        PATHS.benchmark("drift_heatmap")
     log:
-        "results/logs/plots/drift-heatmap.log",
+        PATHS.log("drift_heatmap"),
     shell:
-        "python -m posttrain.plots --db {input} --heatmap --out {output} > {log} 2>&1"
+        "posttrain plot --job {params.job:q} > {log} 2>&1"
 
 
 rule stance_shares:
+    conda:
+        ENV
     input:
-        "results/study.duckdb",
+        unpack(inputs(PLAN, "stance_shares")),
     output:
-        "results/plots/stance-shares.png",
+        PATHS.plot("stance-shares"),
+    params:
+        job=job_param(PLAN, "stance_shares"),
     benchmark:
-        "results/benchmarks/stance_shares.tsv"
+        PATHS.benchmark("stance_shares")
     log:
-        "results/logs/plots/stance-shares.log",
+        PATHS.log("stance_shares"),
     shell:
-        "python -m posttrain.plots --db {input} --shares --out {output} > {log} 2>&1"
+        "posttrain plot --job {params.job:q} > {log} 2>&1"
 
 
 rule pareto_plot:
+    conda:
+        ENV
     input:
-        "results/study.duckdb",
+        unpack(inputs(PLAN, "pareto_plot")),
     output:
-        "results/plots/pareto-{run}.png",
+        PATHS.plot("pareto-{run}"),
+    params:
+        job=job_param(PLAN, "pareto_plot"),
     benchmark:
-        "results/benchmarks/pareto_plot/{run}.tsv"
+        PATHS.benchmark("pareto_plot", "{run}")
     log:
-        "results/logs/plots/pareto-{run}.log",
+        PATHS.log("pareto_plot", "{run}"),
     shell:
-        "python -m posttrain.plots --db {input} --pareto {wildcards.run} --out {output} > {log} 2>&1"
+        "posttrain plot --job {params.job:q} > {log} 2>&1"
 
 
 rule task_complexity_plot:
+    conda:
+        ENV
     input:
-        "results/study.duckdb",
+        unpack(inputs(PLAN, "task_complexity_plot")),
     output:
-        "results/plots/task-complexity.png",
+        PATHS.plot("task-complexity"),
+    params:
+        job=job_param(PLAN, "task_complexity_plot"),
     benchmark:
-        "results/benchmarks/task_complexity_plot.tsv"
+        PATHS.benchmark("task_complexity_plot")
     log:
-        "results/logs/plots/task-complexity.log",
+        PATHS.log("task_complexity_plot"),
     shell:
-        "python -m posttrain.plots --db {input} --task-complexity --out {output} > {log} 2>&1"
+        "posttrain plot --job {params.job:q} > {log} 2>&1"

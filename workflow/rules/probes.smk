@@ -1,66 +1,115 @@
+# Probes at every checkpoint of every run: the value probe (stance), the task-complexity probe (when the config
+# has complexity tasks), and the stance of the training data itself.
+
+
 rule value_probe:
+    conda:
+        ENV
     input:
-        value_probe_inputs,
+        unpack(inputs(PLAN, "value_probe")),
     output:
-        "results/probes/values/{run}/step-{step}.parquet",
+        PATHS.value_probe("{run}", "{step}"),
     params:
-        spec=spec_json(value_probe_spec()),
-    threads: asks(probe_resources, "cpus")
+        job=job_param(PLAN, "value_probe"),
+    threads: threads(PLAN, "value_probe")
     resources:
-        gpu=asks(probe_resources, "gpus"),
-        mem_mb=asks(probe_resources, "mem_mb"),
-        runtime=asks(probe_resources, "runtime"),
+        **resources(PLAN, "value_probe"),
     benchmark:
-        "results/benchmarks/value_probe/{run}/step-{step}.tsv"
+        PATHS.benchmark("value_probe", "{run}/step-{step}")
     log:
-        "results/logs/probes/values/{run}/step-{step}.log",
+        PATHS.log("value_probe", "{run}/step-{step}"),
     shell:
-        "python -m posttrain.probes.values --manifest {input[0]} --step {wildcards.step} --spec {params.spec:q}"
-        " --out {output} --threads {threads} > {log} 2>&1"
+        "posttrain value-probe --job {params.job:q} --threads {threads} > {log} 2>&1"
 
 
 # A preference run's step 0 holds its parent's checkpoint unchanged (tests/test_pref.py checks the weights),
 # and both probe modes are deterministic given the weights (the forced choice exactly; every generated sample
-# by its recorded seed), so its rows are the parent's, relabelled: no second probe.
+# by its recorded seed), so its rows are the parent's, relabelled: no second probe. (Not for a DeepSpeed bf16
+# run, whose step 0 is its parent rounded to bf16: posttrain.plan.Plan.copies_parent.)
 ruleorder: value_probe_pref_start > value_probe
 
 
 rule value_probe_pref_start:
+    conda:
+        ENV
     input:
-        manifest="results/runs/{run}/checkpoints.json",
-        parent=lambda w: "results/probes/values/{run}/step-{step}.parquet".format(**config["pref"][w.run]["from"]),
+        unpack(inputs(PLAN, "value_probe_pref_start")),
     output:
-        "results/probes/values/{run}/step-0.parquet",
+        PATHS.value_probe("{run}", 0),
     wildcard_constraints:
-        run=one_of(EXACT_START_RUNS),
+        run=one_of(PLAN.exact_start_runs),
+    params:
+        job=job_param(PLAN, "value_probe_pref_start"),
     benchmark:
-        "results/benchmarks/value_probe_pref_start/{run}/step-0.tsv"
+        PATHS.benchmark("value_probe_pref_start", "{run}/step-0")
     log:
-        "results/logs/probes/values/{run}/step-0.log",
+        PATHS.log("value_probe_pref_start", "{run}/step-0"),
     shell:
-        "python -m posttrain.probes.values --manifest {input.manifest} --step 0 --same-as {input.parent}"
-        " --out {output} > {log} 2>&1"
+        "posttrain value-probe --job {params.job:q} > {log} 2>&1"
+
+
+rule complexity_probe:
+    conda:
+        ENV
+    input:
+        unpack(inputs(PLAN, "complexity_probe")),
+    output:
+        PATHS.complexity_probe("{run}", "{step}"),
+    params:
+        job=job_param(PLAN, "complexity_probe"),
+    threads: threads(PLAN, "complexity_probe")
+    resources:
+        **resources(PLAN, "complexity_probe"),
+    benchmark:
+        PATHS.benchmark("complexity_probe", "{run}/step-{step}")
+    log:
+        PATHS.log("complexity_probe", "{run}/step-{step}"),
+    shell:
+        "posttrain complexity-probe --job {params.job:q} --threads {threads} > {log} 2>&1"
+
+
+# Likewise every program of a preference run's step 0 but the weight delta (whose references differ) gives the
+# parent's rows: they are copied, and only the weight-delta programs are computed.
+ruleorder: complexity_probe_pref_start > complexity_probe
+
+
+rule complexity_probe_pref_start:
+    conda:
+        ENV
+    input:
+        unpack(inputs(PLAN, "complexity_probe_pref_start")),
+    output:
+        PATHS.complexity_probe("{run}", 0),
+    wildcard_constraints:
+        run=one_of(PLAN.exact_start_runs),
+    params:
+        job=job_param(PLAN, "complexity_probe_pref_start"),
+    threads: threads(PLAN, "complexity_probe_pref_start")
+    resources:
+        **resources(PLAN, "complexity_probe_pref_start"),
+    benchmark:
+        PATHS.benchmark("complexity_probe_pref_start", "{run}/step-0")
+    log:
+        PATHS.log("complexity_probe_pref_start", "{run}/step-0"),
+    shell:
+        "posttrain complexity-probe --job {params.job:q} --threads {threads} > {log} 2>&1"
 
 
 rule dataset_stance:
+    conda:
+        ENV
     input:
-        "results/data/{dataset}.jsonl",
-        judge_inputs(config, JUDGE),
+        unpack(inputs(PLAN, "dataset_stance")),
     output:
-        "results/probes/datasets/{dataset}.parquet",
+        PATHS.dataset_stance("{dataset}"),
     params:
-        spec=spec_json(resolve_judge(config, JUDGE)),
-        max_rows=lambda w: f"--max-rows {config['probes']['datasets']['max_rows']}"
-        if "max_rows" in config["probes"]["datasets"] else "",
-    threads: asks(fixed(judge_resources(JUDGE)), "cpus")
+        job=job_param(PLAN, "dataset_stance"),
+    threads: threads(PLAN, "dataset_stance")
     resources:
-        gpu=asks(fixed(judge_resources(JUDGE)), "gpus"),
-        mem_mb=asks(fixed(judge_resources(JUDGE)), "mem_mb"),
-        runtime=asks(fixed(judge_resources(JUDGE)), "runtime"),
+        **resources(PLAN, "dataset_stance"),
     benchmark:
-        "results/benchmarks/dataset_stance/{dataset}.tsv"
+        PATHS.benchmark("dataset_stance", "{dataset}")
     log:
-        "results/logs/probes/datasets/{dataset}.log",
+        PATHS.log("dataset_stance", "{dataset}"),
     shell:
-        "python -m posttrain.probes.dataset_stance --data {input[0]} --dataset {wildcards.dataset}"
-        " --judge-spec {params.spec:q} {params.max_rows} --out {output} --threads {threads} > {log} 2>&1"
+        "posttrain dataset-stance --job {params.job:q} --threads {threads} > {log} 2>&1"

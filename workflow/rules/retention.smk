@@ -1,38 +1,40 @@
-# Retention (config `retention`, posttrain/retention.py): a snapshot is removed by a small local job whose inputs
-# are the outputs of every job that reads it, so it runs after the last of them; a finished run's trainer state
-# by one that needs only the run's manifest. Their outputs are the records of what was removed: with them in
-# place a rerun has nothing to do, and the run's manifest (what downstream jobs compare mtimes against) is never
-# touched. Snapshots are not declared outputs, so temp() is no option: Snakemake deletes a failed job's outputs,
-# and a training job resumed from its state does not write the snapshots before that step again.
-from posttrain import retention
-
-RETENTION_RECORDS = retention.records(config)
-SNAPSHOT_READERS = retention.plan(config)  # (run, step) -> (outputs of its own run's readers, of other runs')
+# Retention (config `retention`; posttrain.plan.Plan.removable): a snapshot is removed by a small local job whose
+# inputs are the outputs of every job that reads it, so it runs after the last of them; a finished run's trainer
+# state by one that needs only the run's manifest. Their outputs are the records of what was removed: with them
+# in place a rerun has nothing to do, and the run's manifest (what downstream jobs compare mtimes against) is
+# never touched. Snapshots are not declared outputs, so temp() is no option: Snakemake deletes a failed job's
+# outputs, and a training job resumed from its state does not write the snapshots before that step again.
 
 
 rule release_snapshot:
+    conda:
+        ENV
     input:
-        manifest="results/runs/{run}/checkpoints.json",
-        readers=lambda w: [f for readers in SNAPSHOT_READERS[w.run, int(w.step)] for f in readers],
+        unpack(inputs(PLAN, "release_snapshot")),
     output:
-        "results/runs/{run}/retention/step-{step}.json",
+        PATHS.snapshot_record("{run}", "{step}"),
+    params:
+        job=job_param(PLAN, "release_snapshot"),
     benchmark:
-        "results/benchmarks/release_snapshot/{run}/step-{step}.tsv"
+        PATHS.benchmark("release_snapshot", "{run}/step-{step}")
     log:
-        "results/logs/retention/{run}/step-{step}.log",
+        PATHS.log("release_snapshot", "{run}/step-{step}"),
     shell:
-        "python -m posttrain.retention snapshot --manifest {input.manifest} --step {wildcards.step}"
-        " --needed-by {input.readers} --out {output} > {log} 2>&1"
+        "posttrain release-snapshot --job {params.job:q} > {log} 2>&1"
 
 
 rule release_trainer_state:
+    conda:
+        ENV
     input:
-        "results/runs/{run}/checkpoints.json",
+        unpack(inputs(PLAN, "release_trainer_state")),
     output:
-        "results/runs/{run}/retention/trainer-state.json",
+        PATHS.trainer_state_record("{run}"),
+    params:
+        job=job_param(PLAN, "release_trainer_state"),
     benchmark:
-        "results/benchmarks/release_trainer_state/{run}.tsv"
+        PATHS.benchmark("release_trainer_state", "{run}")
     log:
-        "results/logs/retention/{run}/trainer-state.log",
+        PATHS.log("release_trainer_state", "{run}"),
     shell:
-        "python -m posttrain.retention trainer-state --manifest {input} --out {output} > {log} 2>&1"
+        "posttrain release-trainer-state --job {params.job:q} > {log} 2>&1"

@@ -1,29 +1,26 @@
+# The study database: every run's manifest and every probe's rows, with bootstrap intervals and SQL views. The file
+# lists go beside the job spec (--input), not inside it: at cluster scale they outgrow one argument.
+
+
 rule store:
+    conda:
+        ENV
     input:
-        manifests=expand("results/runs/{run}/checkpoints.json", run=RUNS),
-        stance=[f for run in RUNS for f in stance_files(run)],
-        datasets=expand("results/probes/datasets/{dataset}.parquet", dataset=sorted(config["datasets"])),
-        judges=judge_evals(),
-        complexity=[f for run in RUNS for f in complexity_files(run)],
+        unpack(inputs(PLAN, "store")),
     output:
-        "results/study.duckdb",
+        PATHS.db(),
     params:
-        fraction=config["drift"]["extremum_fraction"],
-        bootstrap=config["drift"]["bootstrap"],
-        deltas=spec_json(config["complexity"]["delta"]),
-        benchmarks=upstream_benchmarks(),
-    threads: asks(fixed(config["resources"]["store"]), "cpus")
+        job=job_param(PLAN, "store"),
+        benchmarks=PLAN.upstream_benchmarks(),
+    threads: threads(PLAN, "store")
     resources:
-        gpu=asks(fixed(config["resources"]["store"]), "gpus"),
-        mem_mb=asks(fixed(config["resources"]["store"]), "mem_mb"),
-        runtime=asks(fixed(config["resources"]["store"]), "runtime"),
+        **resources(PLAN, "store"),
     benchmark:
-        "results/benchmarks/store.tsv"
+        PATHS.benchmark("store")
     log:
-        "results/logs/store.log",
+        PATHS.log("store"),
     shell:
-        "python -m posttrain.store --manifests {input.manifests} --stance {input.stance} --out {output}"
-        " --datasets-stance {input.datasets} --judge-evals {input.judges} --extremum-fraction {params.fraction}"
-        " --resamples {params.bootstrap[resamples]} --confidence {params.bootstrap[confidence]}"
-        " --seed {params.bootstrap[seed]} --complexity {input.complexity} --deltas {params.deltas:q}"
-        " --benchmarks {params.benchmarks} --benchmark-root results/benchmarks > {log} 2>&1"
+        "posttrain store --job {params.job:q} --threads {threads} --input manifests {input.manifests}"
+        " --input stance {input.stance} --input datasets_stance {input.datasets_stance}"
+        " --input judge_evals {input.judge_evals} --input complexity {input.complexity}"
+        " --input benchmarks {params.benchmarks} > {log} 2>&1"

@@ -12,5 +12,6 @@ def run(model, tokenizer, task, settings):
     driver = driver_bits(__file__)
     payload = coding.code_length_bits(model, tokenizer, [p for _, _, p in prefixes])
     return [{"estimator": name, "setting": setting, "bits": driver + cost, "payload_bits": cost,
-             "driver_bits": driver, "score": scoring.score(model, tokenizer, task, prefix, settings.get("batch_size", 16))}
+             "driver_bits": driver,
+             "score": scoring.score(model, tokenizer, task, prefix, settings.get("batch_size", 16))}
             for (name, setting, prefix), cost in zip(prefixes, payload)]

@@ -1,18 +1,13 @@
 """Prepare one dataset of the config as normalised JSONL: chat rows (`messages`) for SFT, or preference rows
 (`prompt` / `chosen` / `rejected`, conversational) for preference stages; both with an optional `meta`.
 
-    python -m posttrain.data --spec '{"kind": "generated_sft", ...}' --out results/data/valuemix.jsonl
+The `data` stage (`posttrain data --job JOB`) runs `prepare` on a `datasets.<name>` entry.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from posttrain.config import load_spec
 from posttrain.data import preference, sft_mix
 from posttrain.data.chat import DatasetError, check_messages, read_jsonl
-from posttrain.io import write_jsonl
 
 
 def load_hub(spec: dict):
@@ -86,20 +81,3 @@ def prepare(spec: dict) -> list[dict]:
     if kind == "preference_jsonl":
         return preference.read_pairs(spec["path"], spec.get("max_examples"))
     return preference_from_hub(spec)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", required=True, help="the dataset's config entry (inline JSON or a YAML file)")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    try:
-        rows = prepare(load_spec(args.spec))
-    except DatasetError as e:
-        sys.exit(f"error: {e}")
-    write_jsonl(args.out, rows)
-    print(f"wrote {len(rows)} rows to {args.out}")
-
-
-if __name__ == "__main__":
-    main()

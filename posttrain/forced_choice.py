@@ -1,4 +1,5 @@
-"""Forced-choice stance scoring: the probability the model gives each label word as its reply.
+"""Forced-choice stance scoring: the probability the model gives each label word as its reply. The value
+probe reads a checkpoint's own stance this way; an LM judge reads its verdict on an answer the same way.
 
 p(label) = sum over the label's distinct token sequences (every casing, with and without a leading space)
 of the model's probability of that whole sequence right after the prompt; the three are then renormalised.
@@ -14,7 +15,7 @@ import copy
 import torch
 from tqdm.auto import tqdm
 
-from posttrain.probes.prompt_sets import STANCES
+from posttrain.stances import STANCES
 
 
 def label_sequences(tokenizer, labels: dict[str, list[str]]) -> dict[str, list[tuple[int, ...]]]:
@@ -35,7 +36,7 @@ def label_sequences(tokenizer, labels: dict[str, list[str]]) -> dict[str, list[t
     return seqs
 
 
-def render(tokenizer, text: str) -> tuple[str, str]:
+def chat_prompt(tokenizer, text: str) -> tuple[str, str]:
     """(model input, template used). The chat template when there is one; thinking off for Qwen3,
     identically at every checkpoint, since the template changes the stance read-out."""
     if tokenizer.chat_template:
@@ -101,7 +102,7 @@ def score(model, tokenizer, prompt_set, batch_size: int = 16, progress: bool = T
     seqs = label_sequences(tokenizer, prompt_set.labels)
     flat = [s for label in STANCES for s in seqs[label]]
     owner = [label for label in STANCES for _ in seqs[label]]
-    rendered = [render(tokenizer, prompt_set.instruction.format(**p)) for p in prompt_set.prompts]
+    rendered = [chat_prompt(tokenizer, prompt_set.instruction.format(**p)) for p in prompt_set.prompts]
     add_special = rendered[0][1] == "plain"  # a chat template writes its own special tokens
     ids = [tokenizer.encode(text, add_special_tokens=add_special) for text, _ in rendered]
     model.eval()

@@ -1,23 +1,15 @@
-"""Figures from the study database.
+"""Figures from the study database; `draw(kind, db, out, run)` is what the `plot` stage calls.
 
-    python -m posttrain.plots --db results/study.duckdb --run sft-valuemix --out results/plots/stance-sft-valuemix.png
-        stance probability vs training step for one run: one panel per topic, one line per stance
-    python -m posttrain.plots --db results/study.duckdb --compare --out results/plots/pref-drift.png
-        preference algorithms x condition (dataset): drift magnitude of each stance per topic
-    python -m posttrain.plots --db results/study.duckdb --heatmap --out results/plots/drift-heatmap.png
-        topic x run heatmap of drift magnitude, one panel per stance (and probe mode)
-    python -m posttrain.plots --db results/study.duckdb --shares --out results/plots/stance-shares.png
-        stacked stance shares at the first and last checkpoint of every run (mean over topics)
-    python -m posttrain.plots --db results/study.duckdb --pareto RUN --out results/plots/pareto-RUN.png
-        task complexity: program length (log bits) vs score at every checkpoint of a run, with the frontiers
-    python -m posttrain.plots --db results/study.duckdb --task-complexity --out results/plots/task-complexity.png
-        C(T, delta) vs training step for every run
+    stance           stance probability vs training step for one run: one panel per topic, one line per stance
+    compare          preference algorithms x condition (dataset): drift magnitude of each stance per topic
+    heatmap          topic x run heatmap of drift magnitude, one panel per stance (and probe mode)
+    shares           stacked stance shares at the first and last checkpoint of every run (mean over topics)
+    pareto           task complexity: program length (log bits) vs score at every checkpoint of a run,
+                     with the frontiers
+    task_complexity  C(T, delta) vs training step for every run
 """
 
 from __future__ import annotations
-
-import argparse
-import sys
 
 import duckdb
 import matplotlib
@@ -27,7 +19,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from posttrain.io import atomic_path
-from posttrain.plots import complexity
+from posttrain.plots import PlotError, complexity
 
 PALETTE = {"support": "tab:green", "neutral": "tab:gray", "oppose": "tab:red"}
 
@@ -57,7 +49,7 @@ def _curves_with_bands(data, color=None, **_):
 def stance_curves(db: str, run: str, out: str) -> None:
     frame = _query(db, "SELECT * FROM stance_curve WHERE run = ? ORDER BY topic, mode, stance, step", [run])
     if frame.empty:
-        sys.exit(f"error: no stance rows for run {run!r} in {db}")
+        raise PlotError(f"no stance rows for run {run!r} in {db}")
     grid = sns.FacetGrid(frame, col="topic", col_wrap=4, height=2.4, aspect=1.3)
     grid.map_dataframe(_curves_with_bands)
     # symlog: step 0 and the log-spaced early checkpoints both stay visible
@@ -74,7 +66,7 @@ def stance_curves(db: str, run: str, out: str) -> None:
 def drift_heatmap(db: str, out: str) -> None:
     frame = _query(db, "SELECT run, topic, mode, stance, magnitude FROM drift ORDER BY ALL")
     if frame.empty:
-        sys.exit(f"error: no drift rows in {db}")
+        raise PlotError(f"no drift rows in {db}")
     modes = sorted(frame["mode"].unique())
     runs = list(dict.fromkeys(frame["run"]))
     fig, axes = plt.subplots(len(modes), 3, figsize=(4.2 * 3, 0.35 * len(runs) * len(modes) + 2.5), squeeze=False)
@@ -102,7 +94,7 @@ def stance_shares(db: str, out: str) -> None:
         FROM stance_by_topic s JOIN ends e USING (run, mode) WHERE s.step IN (e.first, e.last)
         GROUP BY ALL ORDER BY s.mode, s.run, checkpoint""")
     if frame.empty:
-        sys.exit(f"error: no stance rows in {db}")
+        raise PlotError(f"no stance rows in {db}")
     modes = sorted(frame["mode"].unique())
     fig, axes = plt.subplots(1, len(modes), figsize=(0.9 * frame["run"].nunique() + 3, 4.5 * 1), squeeze=False)
     for ax, mode in zip(axes[0], modes):
@@ -128,7 +120,7 @@ def compare_algorithms(db: str, out: str) -> None:
             "FROM drift d JOIN runs r USING (run) WHERE r.stage = 'pref' AND d.mode = 'forced_choice' ORDER BY ALL"
         ).df()
     if frame.empty:
-        sys.exit(f"error: no preference runs in {db}")
+        raise PlotError(f"no preference runs in {db}")
     grid = sns.catplot(
         data=frame, kind="bar", x="magnitude", y="topic", hue="condition", col="algorithm", row="stance",
         row_order=list(PALETTE), height=3.2, aspect=0.9, orient="h",
@@ -142,31 +134,20 @@ def compare_algorithms(db: str, out: str) -> None:
     _save(grid.figure, out, dpi=100)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", required=True)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="stance curves of this run")
-    which.add_argument("--compare", action="store_true", help="compare the preference runs")
-    which.add_argument("--heatmap", action="store_true", help="topic x run heatmap of drift magnitude")
-    which.add_argument("--shares", action="store_true", help="stance shares at the first and last checkpoints")
-    which.add_argument("--pareto", metavar="RUN", help="complexity Pareto curves of this run's checkpoints")
-    which.add_argument("--task-complexity", action="store_true", help="C(T, delta) vs step for every run")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    if args.compare:
-        compare_algorithms(args.db, args.out)
-    elif args.heatmap:
-        drift_heatmap(args.db, args.out)
-    elif args.shares:
-        stance_shares(args.db, args.out)
-    elif args.pareto:
-        complexity.pareto(lambda sql, params=(): _query(args.db, sql, params), _save, args.pareto, args.out)
-    elif args.task_complexity:
-        complexity.task_complexity(lambda sql, params=(): _query(args.db, sql, params), _save, args.out)
-    else:
-        stance_curves(args.db, args.run, args.out)
 
-
-if __name__ == "__main__":
-    main()
+def draw(kind: str, db: str, out: str, run: str | None = None) -> None:
+    """Draw figure `kind` (see the module docstring) from database `db` into `out`; `run` for stance and pareto."""
+    query = lambda sql, params=(): _query(db, sql, params)
+    figures = {
+        "stance": lambda: stance_curves(db, run, out),
+        "compare": lambda: compare_algorithms(db, out),
+        "heatmap": lambda: drift_heatmap(db, out),
+        "shares": lambda: stance_shares(db, out),
+        "pareto": lambda: complexity.pareto(query, _save, run, out),
+        "task_complexity": lambda: complexity.task_complexity(query, _save, out),
+    }
+    if kind not in figures:
+        raise ValueError(f"unknown figure kind {kind!r} (kinds: {', '.join(figures)})")
+    if kind in ("stance", "pareto") and not run:
+        raise ValueError(f"figure {kind} needs a run")
+    figures[kind]()

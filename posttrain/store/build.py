@@ -1,10 +1,6 @@
 """Build the study database from every run's manifest and every probe's Parquet file, atomically.
 
-    python -m posttrain.store --manifests results/runs/*/checkpoints.json \
-        --stance results/probes/values/*/*.parquet --out results/study.duckdb [--extremum-fraction 0.95] \
-        [--datasets-stance results/probes/datasets/*.parquet] [--judge-evals results/judges/*/eval-test.json] \
-        [--resamples 1000 --confidence 0.95 --seed 0] \
-        [--benchmarks results/benchmarks/<rule>/<key>.tsv ... --benchmark-root results/benchmarks]
+The `store` stage calls `build` with the files of every job of the study (posttrain.plan lists them).
 
 The database is built under a temp name and renamed into place: readers never see a half-built file,
 and a failed build leaves the previous database untouched.
@@ -12,7 +8,6 @@ and a failed build leaves the previous database untouched.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -71,10 +66,12 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
           datasets_stance: list[str] = (), judge_evals: list[str] = (), resamples: int = 1000,
           confidence: float = 0.95, seed: int = 0, complexity: list[str] = (),
           deltas: dict[str, float] | None = None, benchmarks: list[str] = (),
-          benchmark_root: str | Path = "results/benchmarks") -> list[str]:
+          benchmark_root: str | Path | None = None) -> list[str]:
     """Returns the benchmark files that were asked for but do not exist (jobs from before they were recorded)."""
     runs, checkpoints = _runs_and_checkpoints(manifests)
-    jobs, missing_benchmarks = job_benchmarks.load(list(benchmarks), benchmark_root)
+    if benchmarks and benchmark_root is None:
+        raise ValueError("benchmark files need the folder whose <rule>/<key>.tsv layout names their jobs")
+    jobs, missing_benchmarks = job_benchmarks.load(list(benchmarks), benchmark_root or ".")
     with atomic_path(db_path, suffix=".duckdb") as tmp:
         tmp.unlink()  # duckdb wants to create the file itself
         con = duckdb.connect(str(tmp))
@@ -114,36 +111,3 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
         con.execute(JOB_VIEWS.read_text())
         con.close()
     return missing_benchmarks
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--manifests", nargs="+", required=True)
-    parser.add_argument("--stance", nargs="+", required=True, help="value-probe Parquet files")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--datasets-stance", nargs="*", default=[], help="dataset-stance Parquet files")
-    parser.add_argument("--judge-evals", nargs="*", default=[], help="judge validation JSON files (eval-<split>.json)")
-    parser.add_argument("--extremum-fraction", type=float, default=0.95)
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
-    parser.add_argument("--confidence", type=float, default=0.95)
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--complexity", nargs="*", default=[], help="complexity-probe Parquet files")
-    parser.add_argument("--deltas", default="{}", help='per-task δ for task_complexity, JSON: {"arithmetic": 0.5}')
-    parser.add_argument("--benchmarks", nargs="*", default=[],
-                        help="Snakemake benchmark files of the jobs the store depends on (absent ones are skipped)")
-    parser.add_argument("--benchmark-root", default="results/benchmarks",
-                        help="folder whose layout <rule>/<key>.tsv names each file's job")
-    args = parser.parse_args(argv)
-    missing = build(args.out, args.manifests, args.stance, args.extremum_fraction, args.datasets_stance,
-                    args.judge_evals, args.resamples, args.confidence, args.seed, args.complexity,
-                    json.loads(args.deltas), args.benchmarks, args.benchmark_root)
-    if missing:
-        print(f"{len(missing)} of {len(args.benchmarks)} job benchmark files absent (jobs run before they were "
-              f"recorded), first: {missing[0]}")
-    with duckdb.connect(args.out, read_only=True) as con:
-        n = con.execute("SELECT count(*) FROM stance_samples").fetchone()[0]
-    print(f"built {args.out}: {len(args.manifests)} runs, {n} stance rows")
-
-
-if __name__ == "__main__":
-    main()
