@@ -25,6 +25,14 @@ def training_precision(requested: str) -> str:
     return precision.resolve(requested, "cuda" if torch.cuda.is_available() else "cpu", "training")
 
 
+def seed(spec: dict) -> None:
+    """Seed every RNG from the run's `training.seed` before its model is built: LoRA's random init (peft) and
+    any freshly initialised head then depend on the config alone, not on what ran earlier in the process."""
+    from transformers import set_seed
+
+    set_seed(spec["training"]["seed"])
+
+
 def training_args(spec: dict, state_dir: Path, **overrides) -> dict:
     """TrainingArguments shared by every stage: schedule, logging and the rolling resumable state."""
     t = spec["training"]

@@ -78,6 +78,19 @@ def test_lora_snapshots_are_merged_plain_models(tmp_path):
     assert torch.equal(first.lm_head.weight, last.lm_head.weight)  # only adapted modules move
 
 
+def test_lora_init_depends_on_the_config_seed_not_on_what_ran_before(tmp_path):
+    """LoRA's A matrices start random: they must come from training.seed, so that the same job gives the same
+    run whatever the process did before it (an import that draws a random number, another stage)."""
+    first = sft_job(tmp_path / "a", lora=True, max_steps=2, steps=(1,))
+    stages.run("sft", first)
+    torch.rand(1000)  # the global RNG moves on, as any earlier code might move it
+    second = sft_job(tmp_path / "b", lora=True, max_steps=2, steps=(1,))
+    stages.run("sft", second)
+    a, _ = load_checkpoint(run_dir(first) / "checkpoints" / "step-2")
+    b, _ = load_checkpoint(run_dir(second) / "checkpoints" / "step-2")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 KILLER = """
 import os, signal, sys
 from transformers import TrainerCallback

@@ -21,7 +21,7 @@ from posttrain.data.chat import DatasetError
 from posttrain.data.preference import read_pairs
 from posttrain.io import write_json
 from posttrain.models import load_tokenizer
-from posttrain.training import training_args
+from posttrain.training import seed, training_args
 
 
 @torch.inference_mode()
@@ -53,6 +53,7 @@ def train_reward_model(spec: dict, data_path, start: Path, out_dir: Path) -> dic
         shutil.rmtree(tmp, ignore_errors=True)
     args = RewardConfig(**training_args(spec, tmp / "state", save_strategy="no"),
                         max_length=spec["training"]["max_length"])
+    seed(spec)  # the reward head is freshly initialised
     trainer = RewardTrainer(
         model=str(start), args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in train]),

@@ -25,7 +25,7 @@ from posttrain.checkpointing import (
 from posttrain.data.preference import read_pairs
 from posttrain.models import load_model, load_tokenizer
 from posttrain.schedule import checkpoint_steps
-from posttrain.training import lora_config, training_args
+from posttrain.training import lora_config, seed, training_args
 
 
 def _trainer(spec: dict, start: Path, tokenizer, train: Dataset, common: dict, callbacks: list):
@@ -87,6 +87,7 @@ def run_pref(spec: dict, data_path: str | Path, start: str | Path, run_dir: str 
     ppo = spec["algorithm"] == "ppo"
     # PPO keeps no trainer state (TRL's PPOTrainer cannot resume), so a stopped PPO job just restarts.
     stopper = None if ppo else StopOnSignal()
+    seed(spec)
     trainer = _trainer(spec, start, tokenizer, train,
                        training_args(spec, run_dir / "trainer-state", **({"save_strategy": "no"} if ppo else {})),
                        [snapshots, LossLog(run_dir / "train_log.jsonl"), *([stopper] if stopper else []), *callbacks])

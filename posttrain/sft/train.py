@@ -20,7 +20,7 @@ from posttrain.checkpointing import (
 from posttrain.data.chat import read_jsonl, to_prompt_completion
 from posttrain.models import load_model, load_tokenizer
 from posttrain.schedule import checkpoint_steps
-from posttrain.training import lora_config, training_args
+from posttrain.training import lora_config, seed, training_args
 
 
 def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()) -> None:
@@ -37,6 +37,7 @@ def run_sft(spec: dict, data_path: str | Path, run_dir: str | Path, callbacks=()
     # The arguments come first: under `accelerate launch --use_deepspeed` with ZeRO-3 they switch on sharded
     # loading, so each GPU process loads its shard instead of the whole model.
     args = SFTConfig(**training_args(spec, run_dir / "trainer-state"), max_length=spec["training"]["max_length"])
+    seed(spec)
     model = load_model(spec["model_spec"], tokenizer)
 
     snapshots, stopper = ScheduledSnapshots(run_dir, steps), StopOnSignal()
