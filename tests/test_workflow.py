@@ -12,6 +12,7 @@ from conftest import snakemake, write_config
 
 from posttrain import precision
 from posttrain.config import validate
+from posttrain.plan import Layout
 from posttrain.schedule import checkpoint_steps
 
 
@@ -211,7 +212,7 @@ def test_retention_keeps_only_what_is_still_read_and_reruns_nothing(study, tmp_p
     (copy / probe).unlink()
     failed = snakemake(copy, probe, "--cores", "1", "--configfile", str(copy / "tiny.yaml"))
     assert failed.returncode != 0
-    log = (copy / "results" / "logs" / "probes" / "values" / "sft-llama" / "step-2.log").read_text()
+    log = (copy / Layout().log("value_probe", "sft-llama/step-2")).read_text()
     assert "was removed by retention" in log and "--forcerun results/runs/sft-llama/checkpoints.json" in log
 
 
@@ -223,7 +224,7 @@ def test_readme_queries_work_and_query_command_prints(study, monkeypatch, capsys
     workdir, _ = study
     db = str(workdir / "results" / "study.duckdb")
     readme = (REPO / "README.md").read_text()
-    sql = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    sql = readme.split("## Querying the results", 1)[1].split("```sql\n", 1)[1].split("```", 1)[0]
     queries = [q.strip() for q in sql.split(";") if q.strip()]
     assert len(queries) == 3
     monkeypatch.chdir(REPO)  # query 3 reads the prompt set by its repo-relative path
