@@ -4,7 +4,7 @@ A job spec (JOB: inline JSON, or a JSON/YAML file) is what `posttrain.plan.Plan.
 config entry it needs under `spec`, plus the paths and names the plan resolved. Its config parts are checked
 against their part of the config schema when they are read. Each stage below reads its job, does its work
 through the library, writes its outputs atomically and returns one line to print. Errors, threads and the
-multi-process launch of training stages are handled once, in `run`.
+multi-process launch of training stages are handled once, in `main` and `run`.
 """
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
             TaskError, LabelledSetError, SnapshotRemoved, PlotError, ValueError, OSError)
 
 
-def _relaunch(stage: str, job: dict, job_arg: str, threads: int | None) -> None:
+def _relaunch(stage: str, job: dict, threads: int | None) -> None:
     """A training job asking for GPUs replaces itself with one process per GPU (accelerate, DeepSpeed as
     configured), each running this same command; a launched process (LOCAL_RANK set) trains."""
     from posttrain.launch import command
@@ -320,7 +320,7 @@ def _relaunch(stage: str, job: dict, job_arg: str, threads: int | None) -> None:
     launch = job.get("launch") or {}
     if stage not in TRAINING or not launch.get("processes") or "LOCAL_RANK" in os.environ:
         return
-    args = [stage, "--job", job_arg, *(["--threads", str(threads)] if threads else [])]
+    args = [stage, "--job", json.dumps(job), *(["--threads", str(threads)] if threads else [])]
     cmd = command(args, launch["processes"], launch.get("deepspeed"), launch.get("precision", "fp32"))
     print("launch:", " ".join(cmd), flush=True)
     os.execv(cmd[0], cmd)
@@ -330,8 +330,6 @@ def run(stage: str, job_arg: str | dict, threads: int | None = None, callbacks=(
     """Run one stage on one job spec (a dict, or `--job`'s text) and return what it reports. A bad input
     raises its module's error; `main` turns it into one line and exit status 1."""
     job = check(stage, job_arg if isinstance(job_arg, dict) else read_job(job_arg))
-    if not isinstance(job_arg, dict):
-        _relaunch(stage, job, job_arg, threads)
     if stage in TRAINING:
         from posttrain.determinism import release_process_group, training_numerics
 
@@ -353,7 +351,8 @@ def main(stage: str, job_arg: str, threads: int | None = None, inputs: list[list
         job = read_job(job_arg)
         for name, *files in inputs or []:  # files a rule passes beside the job (the store's long input lists)
             job[name] = files
-        print(run(stage, job_arg if not inputs else job, threads), flush=True)
+        _relaunch(stage, check(stage, job), threads)
+        print(run(stage, job, threads), flush=True)
     except _expected_errors() as e:
         sys.exit(f"error: {e}")
     if "LOCAL_RANK" in os.environ:
