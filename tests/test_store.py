@@ -62,6 +62,37 @@ def test_a_lower_fraction_moves_drift_time_earlier(tmp_path):
         assert con.execute("SELECT drift_time FROM drift WHERE topic='a' AND stance='support'").fetchone()[0] == 0.25
 
 
+def test_drift_time_follows_the_sign_and_needs_a_significant_magnitude(tmp_path):
+    manifests, stance = fixture(tmp_path)
+    # 'flip': both prompts +0.15 at step 10, then down to -0.152 at step 40 (the review's curve). 'split': one
+    # prompt +0.4, the other -0.2: mean +0.1, but the interval over 2 prompts spans [-0.2, 0.4].
+    curves = {"flip": {0: (0.5, 0.5), 10: (0.65, 0.65), 20: (0.5, 0.5), 40: (0.348, 0.348)},
+              "split": {0: (0.3, 0.3), 10: (0.5, 0.2), 20: (0.6, 0.15), 40: (0.7, 0.1)}}
+    for path in stance:
+        frame = pd.read_parquet(path)
+        step = int(frame.step.iloc[0])
+        extra = [{**frame.iloc[0].to_dict(), "topic": topic, "prompt_id": f"{topic}-{i}", "p_support": v,
+                  "p_neutral": 1 - v, "p_oppose": 0.0}
+                 for topic, curve in curves.items() for i, v in enumerate(curve[step])]
+        pd.concat([frame, pd.DataFrame(extra)]).astype({"response": "string"}).to_parquet(path)
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, stance, extremum_fraction=0.95)
+    with duckdb.connect(str(db), read_only=True) as con:
+        d = con.sql("SELECT * FROM drift WHERE stance = 'support'").df().set_index("topic")
+    # flip: the extremum is -0.152 at step 40; step 10's +0.15 is the other way -> drift time 40/40, not 10/40
+    assert d.loc["flip", "magnitude"] == pytest.approx(-0.152)
+    assert d.loc["flip", "significant"] and d.loc["flip", "magnitude_hi"] == pytest.approx(-0.152)
+    assert d.loc["flip", "drift_time"] == pytest.approx(1.0) and d.loc["flip", "extremum_change"] < 0
+    # split: a drift time is computed (reached at step 40) but not reported, and the reason is given
+    assert d.loc["split", "magnitude"] == pytest.approx(0.1)
+    assert (d.loc["split", "magnitude_lo"], d.loc["split", "magnitude_hi"]) == pytest.approx((-0.2, 0.4))
+    assert not d.loc["split", "significant"] and d.loc["split", "reached_step"] == 40
+    assert pd.isna(d.loc["split", "drift_time"]) and pd.isna(d.loc["split", "drift_time_settled"])
+    assert d.loc["split", "drift_time_null_reason"] == "the magnitude's interval includes 0"
+    assert d.loc["a", "significant"] and pd.isna(d.loc["a", "drift_time_null_reason"])
+    assert d.loc["flat", "drift_time_null_reason"] == "the curve never moves"
+
+
 def test_failed_build_keeps_the_previous_database(tmp_path):
     manifests, stance = fixture(tmp_path)
     db = tmp_path / "study.duckdb"

@@ -1,37 +1,33 @@
 """Bootstrap confidence intervals for the stance curves and drift metrics (filled into the database).
 
-A replicate resamples, within each (run, topic, probe mode), the topic's prompts with replacement, once for
-all checkpoints of the run (drift is a within-prompt change, so prompts stay paired over time), and then each
-chosen prompt's samples with replacement, independently at every checkpoint (samples are fresh draws at each;
-a prompt keeps its own sample count). A replicate's curve is the same statistic as the point estimate of the
-`stance_by_topic` view: the mean over all (resampled) samples of the step. Percentile intervals at the
-configured confidence. Drift metrics are recomputed on every replicate with the same definitions as the
-`drift` view (drift_metrics below; a test checks both agree on the point estimate).
+A replicate resamples, within each (run, topic, probe mode), the topic's prompts with replacement, and then
+each chosen prompt's sample ids with replacement (as many as the prompt has), once for all checkpoints of the
+run. Both stay paired over time: drift is a within-prompt change, and a sample id is drawn with the same seed
+at every checkpoint, so sample k at step 0 and sample k at step 60 are not independent draws. Resampling them
+separately at each checkpoint would treat the shared part of their noise as independent and widen (or, for a
+change, mis-state) every interval. A replicate's curve is the same statistic as the point estimate of the
+`stance_by_topic` view: the mean, at each step, over the resampled (prompt, sample) pairs present at that step.
+Percentile intervals at the configured confidence. Drift metrics are recomputed on every replicate with the
+same definitions as the `drift` view (drift_metrics below; a test checks both agree on the point estimate).
 
-How it stays fast at cluster scale (millions of rows x 1000 replicates), with the same distribution as
-drawing every sample index one by one:
-- A replicate's curve is (sum of the chosen prompts' resampled sample sums) / (their sample counts). The
-  counts, and the sums of prompts whose samples are all equal (one sample, or identical ones), do not depend
-  on the sample draws: they are a matrix product of the replicate's prompt counts with per-prompt totals.
-- A prompt with n samples resampled n times gives one of C(2n-1, n) multisets (126 for n = 5), each with
-  probability (its number of orderings) / n^n. Drawing one integer in [0, n^n) and mapping it to its
-  multiset is exactly the n independent draws; the multisets' sums are tabulated per (step, prompt), so a
-  chosen prompt costs one draw and one look-up (of its three stance sums) instead of n draws and 3n
-  look-ups. Above TABLE_MAX_SAMPLES samples the table would be too large and the n indices are drawn directly.
-- Each group has its own random stream, derived from the seed and the group's key: a group's intervals
-  do not depend on the other groups or on the number of threads, so groups run in parallel threads (numpy
-  releases the GIL in the draws, gathers and sums).
-- Values are centred on one of the step's own values before summing, so a step without variance gives
-  intervals that equal its value exactly.
+What it leaves out: the spread between training seeds. These intervals are over the prompts and samples of
+one training run.
+
+How it stays fast at cluster scale (millions of rows x 1000 replicates): a replicate is a vector of weights,
+how often each (prompt, sample) was drawn, so all replicates' curves of a group are one matrix product of the
+(B, prompt x sample) weights with the (prompt x sample, step x stance) values, divided by the product of the
+weights with which (prompt, sample) pairs are present at each step. Each group has its own random stream,
+derived from the seed and the group's key: a group's intervals do not depend on the other groups or on the
+number of threads, so groups run in parallel threads (numpy releases the GIL in the draws and products).
+Values are centred on one of the step's own values before summing, so a step without variance gives
+intervals that equal its value exactly.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -42,15 +38,15 @@ from posttrain.stances import STANCES
 KEYS = ["run", "topic", "mode"]
 COLUMNS = KEYS + ["step", "prompt_id", "sample_id"] + [f"p_{s}" for s in STANCES]
 METRICS = ("magnitude", "drift_time", "drift_time_settled")
-TABLE_MAX_SAMPLES = 6  # 6^6 = 46,656 orderings fit a uint16 draw; 462 multisets per (step, prompt)
-CHUNK = 1 << 16  # draws per numpy call: large enough to amortise the call, small enough to stay in cache
 
 
 def drift_metrics(steps: np.ndarray, values: np.ndarray, fraction: float) -> dict[str, np.ndarray]:
     """Drift metrics of curves `values` (..., n_steps) over `steps`:
     magnitude           last - first (signed)
-    drift_time          (first step whose |change from the first| reaches fraction x the largest |change|
-                         - first step) / (last step - first step)
+    drift_time          (first step whose change from the first has the sign of the extremum's change and at
+                         least fraction x its size - first step) / (last step - first step). The extremum is the
+                         first step with the largest |change|. A curve that jumps +0.15 and ends at -0.152 has
+                         its extremum at the end, and the early jump in the other direction does not count.
     drift_time_settled  the same for the first step after which the curve stays within
                         (1 - fraction) x the largest |change| of its final value (robust to a passing spike)
     Both times are NaN when the curve never moves."""
@@ -59,23 +55,14 @@ def drift_metrics(steps: np.ndarray, values: np.ndarray, fraction: float) -> dic
     max_abs = np.abs(change).max(axis=-1)
     moved = max_abs > 0
     span = steps[-1] - steps[0] if len(steps) > 1 else np.nan
-    reached = np.abs(change) >= fraction * max_abs[..., None]
+    sign = np.sign(np.take_along_axis(change, np.abs(change).argmax(axis=-1)[..., None], axis=-1))
+    reached = sign * change >= fraction * max_abs[..., None]
     inside = np.abs(values - values[..., -1:]) <= (1 - fraction) * max_abs[..., None] + 1e-12
     stays = np.flip(np.logical_and.accumulate(np.flip(inside, axis=-1), axis=-1), axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         drift_time = np.where(moved, (steps[reached.argmax(axis=-1)] - steps[0]) / span, np.nan)
         settled = np.where(moved, (steps[stays.argmax(axis=-1)] - steps[0]) / span, np.nan)
     return {"magnitude": values[..., -1] - values[..., 0], "drift_time": drift_time, "drift_time_settled": settled}
-
-
-@cache
-def _multisets(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ordering -> multiset index for each of the n^n orderings of n draws from n samples, the multisets'
-    sample counts (n_multisets, n)). Ordering i draws sample (i // n^j) % n at draw j."""
-    orderings = np.array(list(itertools.product(range(n), repeat=n)), dtype=np.int64)
-    counts = np.stack([(orderings == k).sum(axis=1) for k in range(n)], axis=1)
-    multisets, index = np.unique(counts, axis=0, return_inverse=True)
-    return index.ravel().astype(np.intp), multisets.astype(np.float64)
 
 
 def _stream(seed: int, key: tuple) -> np.random.Generator:
@@ -85,54 +72,38 @@ def _stream(seed: int, key: tuple) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=words))
 
 
-def _chunks(total: int, per_row: int):
-    step = max(1, CHUNK // max(per_row, 1))
-    return [slice(a, min(a + step, total)) for a in range(0, total, step)]
+def replicate_weights(present: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, prompt, sample) draw counts of `resamples` replicates. present[step, prompt, sample] says which
+    sample ids each prompt has at each step; a prompt's ids are those it has at any step. Prompts are drawn
+    with replacement, then each drawn prompt's ids, as many as it has, the same ids for every step."""
+    _, n_prompts, width = present.shape
+    has = present.any(axis=0)  # (prompt, sample)
+    n_ids = has.sum(axis=1)
+    ids = np.argsort(~has, axis=1, kind="stable")  # each prompt's own sample slots first
+    pick = rng.integers(0, n_prompts, size=(resamples, n_prompts))
+    weights = np.zeros((resamples, n_prompts, width))
+    for n in np.unique(n_ids[n_ids > 0]):
+        b, j = np.nonzero(n_ids[pick] == n)  # the draws of prompts with n sample ids
+        prompt = pick[b, j]
+        slot = ids[prompt[:, None], rng.integers(0, n, size=(len(prompt), n))]
+        np.add.at(weights, (np.repeat(b, n), np.repeat(prompt, n), slot.ravel()), 1.0)
+    return weights
 
 
-def _replicate_curves(cube: np.ndarray, counts: np.ndarray, resamples: int, rng: np.random.Generator
-                      ) -> np.ndarray:
-    """Bootstrap curves (B, step, stance) of one group. cube[step, prompt, sample, stance], NaN-padded past
-    counts[step, prompt] samples (0 where the prompt is missing at that step)."""
-    n_steps, n_prompts, _, _ = cube.shape
-    present = counts > 0
+def _replicate_curves(cube: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap curves (B, step, stance) of one group. cube[step, prompt, sample, stance] is NaN where that
+    prompt has no such sample id at that step."""
+    n_steps = cube.shape[0]
+    present = ~np.isnan(cube[..., 0])
     # centre each step on one of its own values: a step without variance gives exactly that value back
-    ref = cube[np.arange(n_steps), present.argmax(axis=1), 0]  # (step, stance)
+    first = present.reshape(n_steps, -1).argmax(axis=1)
+    ref = cube.reshape(n_steps, -1, 3)[np.arange(n_steps), first]  # (step, stance)
     x = np.where(np.isnan(cube), 0.0, cube - ref[:, None, None, :])
-    first = cube[:, :, :1]
-    same = (np.isnan(cube) | (cube == first)).all(axis=(2, 3))  # padding is NaN: only real samples compared
-    fixed = present & same  # one sample, or all equal: no sampling variance, nothing to draw
-    random = present & ~fixed
-
-    pick = rng.integers(0, n_prompts, size=(resamples, n_prompts))  # the prompts of each replicate
-    weight = np.bincount((np.arange(resamples)[:, None] * n_prompts + pick).ravel(),
-                         minlength=resamples * n_prompts).reshape(resamples, n_prompts).astype(np.float64)
-    total = np.where(fixed[..., None], x.sum(axis=2), 0.0)  # (step, prompt, stance)
-    sums = (weight @ total.transpose(1, 0, 2).reshape(n_prompts, -1)).reshape(resamples, n_steps, 3)
-    denominator = weight @ counts.T.astype(np.float64)  # (B, step)
-
-    for n in np.unique(counts[random]):
-        n = int(n)
-        # this sample count's cells; every other cell contributes 0 here (it is counted in `sums` or by its n).
-        # Rows of 4 (the 3 stances and a 0): numpy gathers a 32-byte row as fast as one float.
-        values = np.zeros((n_steps, n_prompts, n, 4))
-        values[..., :3] = np.where((random & (counts == n))[..., None, None], x[:, :, :n], 0.0)
-        if n <= TABLE_MAX_SAMPLES:
-            ordering, multisets = _multisets(n)
-            table = (multisets @ values).reshape(n_steps, -1, 4)  # [step, prompt * n_multisets + multiset, c]
-            base, width, high = pick.T * len(multisets), n_prompts, n ** n  # an ordering per chosen prompt
-        else:  # draw the n sample indices of every chosen prompt one by one
-            table = values.reshape(n_steps, -1, 4)  # [step, prompt * n + sample, c]
-            base, width, high = np.repeat(pick.T * n, n, axis=0), n_prompts * n, n  # n indices per chosen prompt
-        dtype = np.uint16 if high <= 1 << 16 else np.int64  # small draws are cheaper
-        for rows in _chunks(resamples, width):
-            for s in range(n_steps):
-                draws = rng.integers(0, high, size=(width, rows.stop - rows.start), dtype=dtype)
-                index = np.take(ordering, draws) if n <= TABLE_MAX_SAMPLES else draws.astype(np.intp)
-                index += base[:, rows]
-                sums[rows, s] += np.take(table[s], index, axis=0).sum(axis=0)[:, :3]  # over the chosen prompts
+    weights = replicate_weights(present, resamples, rng).reshape(resamples, -1)
+    sums = weights @ x.transpose(1, 2, 0, 3).reshape(weights.shape[1], -1)  # (B, step x stance)
+    denominator = weights @ present.transpose(1, 2, 0).reshape(weights.shape[1], -1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ref + sums / denominator[..., None]
+        return ref + sums.reshape(resamples, n_steps, 3) / denominator[..., None]
 
 
 def _percentiles(values: np.ndarray, q: list[float]) -> np.ndarray:
@@ -148,17 +119,17 @@ def _percentiles(values: np.ndarray, q: list[float]) -> np.ndarray:
     return out
 
 
-def _group(key: tuple, steps: np.ndarray, cube: np.ndarray, counts: np.ndarray, resamples: int,
-           q: list[float], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _group(key: tuple, steps: np.ndarray, cube: np.ndarray, resamples: int, q: list[float], fraction: float,
+           seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(stance lo/hi (2, step, stance), drift lo/hi (metric, 2, stance)) of one group."""
-    curves = _replicate_curves(cube, counts, resamples, _stream(seed, key))
+    curves = _replicate_curves(cube, resamples, _stream(seed, key))
     metrics = drift_metrics(steps, np.moveaxis(curves, -1, 1), fraction)  # each (B, stance)
     return _percentiles(curves, q), np.stack([_percentiles(metrics[m], q) for m in METRICS])
 
 
 def _groups(samples: pd.DataFrame):
-    """Yield (key, steps, cube, counts) per (run, topic, mode), keys in sorted order, prompts sorted by id,
-    samples in sample_id order."""
+    """Yield (key, steps, cube) per (run, topic, mode), keys in sorted order; cube[step, prompt, sample id,
+    stance], prompts and sample ids sorted, NaN where a prompt lacks that sample id at that step."""
     codes, uniques = [], []  # int32 codes and freed once sorted: at 8 M rows every copy is ~30-60 MB
     for column in KEYS + ["step", "prompt_id", "sample_id"]:
         code, unique = pd.factorize(samples[column], sort=True)
@@ -175,7 +146,7 @@ def _groups(samples: pd.DataFrame):
         del key
     else:
         order = np.lexsort(codes[::-1])
-    run, topic, mode, step, prompt = (code[order] for code in codes[:5])
+    run, topic, mode, step, prompt, sample = (code[order] for code in codes)
     del codes
     values = np.stack([samples[f"p_{s}"].to_numpy(dtype=np.float64)[order] for s in STANCES], axis=1)
     if not np.isfinite(values).all():
@@ -187,16 +158,17 @@ def _groups(samples: pd.DataFrame):
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(group)]):
         step_codes, step_index = np.unique(step[lo:hi], return_inverse=True)
         prompt_codes, prompt_index = np.unique(prompt[lo:hi], return_inverse=True)
-        cell = step_index * len(prompt_codes) + prompt_index  # non-decreasing: rows are sorted
-        counts = np.bincount(cell, minlength=len(step_codes) * len(prompt_codes))
-        starts = np.r_[0, np.cumsum(counts)[:-1]]
-        rank = np.arange(hi - lo) - starts[cell]
-        cube = np.full((len(step_codes) * len(prompt_codes), counts.max(), 3), np.nan)
-        cube[cell, rank] = values[lo:hi]
+        sample_codes, sample_index = np.unique(sample[lo:hi], return_inverse=True)
+        cell = (step_index * len(prompt_codes) + prompt_index) * len(sample_codes) + sample_index
+        if len(cell) > 1 and (np.diff(cell) == 0).any():  # rows are sorted: a repeat is next to its twin
+            bad = samples.iloc[order[lo + np.flatnonzero(np.diff(cell) == 0)[0]]]
+            raise ValueError(f"stance samples: run {bad['run']}, topic {bad['topic']}, mode {bad['mode']}, step "
+                             f"{bad['step']}, prompt {bad['prompt_id']} has sample {bad['sample_id']} twice")
+        cube = np.full((len(step_codes) * len(prompt_codes) * len(sample_codes), 3), np.nan)
+        cube[cell] = values[lo:hi]
         key = (uniques[0][run[lo]], uniques[1][topic[lo]], uniques[2][mode[lo]])
         yield (key, np.asarray(uniques[3][step_codes], dtype=np.int64),
-               cube.reshape(len(step_codes), len(prompt_codes), -1, 3),
-               counts.reshape(len(step_codes), len(prompt_codes)))
+               cube.reshape(len(step_codes), len(prompt_codes), len(sample_codes), 3))
 
 
 def intervals(samples: pd.DataFrame, resamples: int, confidence: float, fraction: float, seed: int = 0,

@@ -30,12 +30,17 @@ FROM (
 
 -- Drift over each run (= one stage: its step 0 is the stage's starting weights).
 --   magnitude           = value at the last checkpoint - value at the first (signed)
---   extremum            = the checkpoint whose change from the first is largest in absolute value
---   drift_time          = (first step whose |change| reaches {extremum_fraction} x |change at the extremum|
---                         - first step) / (last step - first step), in [0, 1]; NULL when the curve never moves
+--   significant         = the magnitude's bootstrap interval excludes 0 (NULL without an interval)
+--   extremum            = the first checkpoint whose change from the first is largest in absolute value
+--   drift_time          = (first step whose change has the extremum's sign and at least {extremum_fraction} x its
+--                         size - first step) / (last step - first step), in [0, 1]. A jump the other way does
+--                         not count: +0.15 at step 1 on a curve that ends at -0.152 is not the drift.
 --   drift_time_settled  = the same for the first step after which the curve stays within
 --                         (1 - {extremum_fraction}) x |change at the extremum| of its final value: a spike that
 --                         passes the threshold early and falls back does not count
+-- Both drift times (and their intervals) are given only where `significant`: the time a curve takes to reach
+-- a change that may be noise is noise. Elsewhere they are NULL and drift_time_null_reason says why;
+-- reached_step and settled_step keep the unscreened steps.
 CREATE OR REPLACE VIEW drift AS
 WITH changes AS (
     SELECT *, value - first_value(value) OVER w AS change, last_value(value) OVER w AS final_value
@@ -49,14 +54,14 @@ WITH changes AS (
            max(abs(change)) AS max_abs_change
     FROM changes GROUP BY ALL
 ), extremum AS (
-    SELECT run, topic, mode, stance, min(c.step) AS extremum_step
+    SELECT run, topic, mode, stance, min(c.step) AS extremum_step, arg_min(c.change, c.step) AS extremum_change
     FROM changes c JOIN per_curve p USING (run, topic, mode, stance)
     WHERE abs(c.change) = p.max_abs_change
     GROUP BY ALL
 ), reached AS (
     SELECT run, topic, mode, stance, min(c.step) AS reached_step
-    FROM changes c JOIN per_curve p USING (run, topic, mode, stance)
-    WHERE p.max_abs_change > 0 AND abs(c.change) >= {extremum_fraction} * p.max_abs_change
+    FROM changes c JOIN per_curve p USING (run, topic, mode, stance) JOIN extremum e USING (run, topic, mode, stance)
+    WHERE p.max_abs_change > 0 AND sign(e.extremum_change) * c.change >= {extremum_fraction} * p.max_abs_change
     GROUP BY ALL
 ), outside AS (
     SELECT run, topic, mode, stance,
@@ -69,17 +74,28 @@ WITH changes AS (
     FROM changes c JOIN per_curve p USING (run, topic, mode, stance) JOIN outside o USING (run, topic, mode, stance)
     WHERE p.max_abs_change > 0 AND c.step > coalesce(o.last_outside_step, -1)
     GROUP BY ALL
+), screened AS (
+    SELECT *, ci.magnitude_lo > 0 OR ci.magnitude_hi < 0 AS significant
+    FROM per_curve LEFT JOIN extremum USING (run, topic, mode, stance) LEFT JOIN reached USING (run, topic, mode, stance)
+        LEFT JOIN settled USING (run, topic, mode, stance) LEFT JOIN drift_ci ci USING (run, topic, mode, stance)
 )
 SELECT run, topic, mode, stance,
-       last_value - first_value AS magnitude, ci.magnitude_lo, ci.magnitude_hi,
-       (reached_step - first_step) / nullif(last_step - first_step, 0) AS drift_time,
-       ci.drift_time_lo, ci.drift_time_hi,
-       (settled_step - first_step) / nullif(last_step - first_step, 0) AS drift_time_settled,
-       ci.drift_time_settled_lo, ci.drift_time_settled_hi,
-       first_value, last_value, max_abs_change, extremum_step, reached_step, settled_step,
-       first_step, last_step, n_checkpoints, ci.n_resamples, ci.confidence
-FROM per_curve LEFT JOIN extremum USING (run, topic, mode, stance) LEFT JOIN reached USING (run, topic, mode, stance)
-    LEFT JOIN settled USING (run, topic, mode, stance) LEFT JOIN drift_ci ci USING (run, topic, mode, stance);
+       last_value - first_value AS magnitude, magnitude_lo, magnitude_hi, significant,
+       CASE WHEN significant THEN (reached_step - first_step) / nullif(last_step - first_step, 0) END AS drift_time,
+       CASE WHEN significant THEN drift_time_lo END AS drift_time_lo,
+       CASE WHEN significant THEN drift_time_hi END AS drift_time_hi,
+       CASE WHEN significant THEN (settled_step - first_step) / nullif(last_step - first_step, 0) END
+           AS drift_time_settled,
+       CASE WHEN significant THEN drift_time_settled_lo END AS drift_time_settled_lo,
+       CASE WHEN significant THEN drift_time_settled_hi END AS drift_time_settled_hi,
+       CASE WHEN max_abs_change = 0 THEN 'the curve never moves'
+            WHEN n_checkpoints < 2 THEN 'one checkpoint'
+            WHEN significant IS NULL THEN 'no interval for the magnitude (no bootstrap rows)'
+            WHEN NOT significant THEN 'the magnitude''s interval includes 0'
+       END AS drift_time_null_reason,
+       first_value, last_value, max_abs_change, extremum_step, extremum_change, reached_step, settled_step,
+       first_step, last_step, n_checkpoints, n_resamples, confidence
+FROM screened;
 
 -- Agreement of the two probe modes at every checkpoint probed both ways: the Pearson correlation, across
 -- topics, of the forced-choice and the generation + judge stance (one row per run, step and stance).
