@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from posttrain.stances import STANCES
+from posttrain.stances import CYCLIC_ORDERS, STANCES, PromptSet
 
 
 def label_sequences(tokenizer, labels: dict[str, list[str]]) -> dict[str, list[tuple[int, ...]]]:
@@ -102,7 +103,7 @@ def score(model, tokenizer, prompt_set, batch_size: int = 16, progress: bool = T
     seqs = label_sequences(tokenizer, prompt_set.labels)
     flat = [s for label in STANCES for s in seqs[label]]
     owner = [label for label in STANCES for _ in seqs[label]]
-    rendered = [chat_prompt(tokenizer, prompt_set.instruction.format(**p)) for p in prompt_set.prompts]
+    rendered = [chat_prompt(tokenizer, prompt_set.render().format(**p)) for p in prompt_set.prompts]
     add_special = rendered[0][1] == "plain"  # a chat template writes its own special tokens
     ids = [tokenizer.encode(text, add_special_tokens=add_special) for text, _ in rendered]
     model.eval()
@@ -129,3 +130,44 @@ def score(model, tokenizer, prompt_set, batch_size: int = 16, progress: bool = T
         bar.update(len(idx))
     bar.close()
     return rows
+
+
+# Content-free questions (Zhao et al. 2021, "Calibrate before use"): what the model answers when there is no
+# question tells its prior over the label words in this format, which calibration divides out.
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+def calibrated_score(model, tokenizer, prompt_set: PromptSet, batch_size: int = 16, orders: str = "cyclic",
+                     calibrate: bool = True, progress: bool = True) -> list[dict]:
+    """The value probe's forced-choice read-out: one row per prompt.
+
+    Every prompt is scored with its options listed in each cyclic order ("support, neutral, or oppose",
+    "neutral, oppose, or support", ...; one order, as written, with `orders="given"` or when the instruction
+    lists no options), and so are the CONTENT_FREE questions. Per order, the prompt's label distribution is
+    divided by the mean content-free one and renormalised (contextual calibration); then averaged over orders.
+    Row: p_* (calibrated, or raw when calibrate is off), raw_p_* (uncalibrated, averaged over orders),
+    cf_* (the content-free distribution, averaged over orders), label_mass (mean over orders), n_orders,
+    order_spread (the largest change of any p_* between orders: how much the option order moves it)."""
+    chosen = CYCLIC_ORDERS if orders == "cyclic" and prompt_set.options else (STANCES,)
+    n = len(prompt_set.prompts)
+    texts = []
+    for order in chosen:
+        instruction = prompt_set.render(order)
+        texts += [instruction.format(**p) for p in prompt_set.prompts]
+        texts += [instruction.format(question=q) for q in CONTENT_FREE]
+    every = PromptSet(prompt_set.name, "{text}", prompt_set.labels, [{"text": t} for t in texts])
+    rows = score(model, tokenizer, every, batch_size, progress)
+    p = np.array([[r[f"p_{s}"] for s in STANCES] for r in rows]).reshape(len(chosen), n + len(CONTENT_FREE), 3)
+    mass = np.array([r["label_mass"] for r in rows]).reshape(len(chosen), -1)[:, :n]
+    raw, cf = p[:, :n], p[:, n:].mean(axis=1, keepdims=True)  # (order, prompt, stance), (order, 1, stance)
+    read = raw / cf / (raw / cf).sum(axis=-1, keepdims=True) if calibrate else raw
+    spread = (read.max(axis=0) - read.min(axis=0)).max(axis=-1)
+    out = []
+    for i in range(n):
+        out.append({**{f"p_{s}": float(read[:, i, j].mean()) for j, s in enumerate(STANCES)},
+                    **{f"raw_p_{s}": float(raw[:, i, j].mean()) for j, s in enumerate(STANCES)},
+                    **{f"cf_{s}": float(cf[:, 0, j].mean()) for j, s in enumerate(STANCES)},
+                    "label_mass": float(mass[:, i].mean()), "n_orders": len(chosen),
+                    "order_spread": float(spread[i]), "calibration": "content_free" if calibrate else "none",
+                    "template": rows[i]["template"]})
+    return out

@@ -76,6 +76,9 @@ class Layout:
     def dataset_stance(self, dataset) -> str:
         return f"{self.root}/probes/datasets/{dataset}.parquet"
 
+    def dataset_checks(self, dataset) -> str:
+        return f"{self.root}/probes/datasets/{dataset}.checks.parquet"
+
     def db(self) -> str:
         return f"{self.root}/study.duckdb"
 
@@ -340,15 +343,21 @@ class Plan:
         return job
 
     def _job_dataset_stance(self, dataset):
+        checks = self.config["probes"]["datasets"]
         job = {"stage": "dataset-stance", "name": dataset, "data": self.paths.data(dataset),
-               "judge": self.judge_spec(self.judge), "out": self.paths.dataset_stance(dataset)}
-        if "max_rows" in self.config["probes"]["datasets"]:
-            job["max_rows"] = self.config["probes"]["datasets"]["max_rows"]
+               "judge": self.judge_spec(self.judge), "out": self.paths.dataset_stance(dataset),
+               "checks_out": self.paths.dataset_checks(dataset),
+               "prompt_set": self.config["probes"]["values"]["prompt_set"],
+               "near_copy_threshold": checks.get("near_copy_threshold", 0.5)}
+        if "max_rows" in checks:
+            job["max_rows"] = checks["max_rows"]
         return job
 
     def _job_store(self):
         drift = self.config["drift"]
+        floor = self.config["probes"]["values"].get("forced_choice", {}).get("label_mass_floor", 0.1)
         return {"stage": "store", "out": self.paths.db(), "extremum_fraction": drift["extremum_fraction"],
+                "label_mass_floor": floor,
                 **{k: drift["bootstrap"][k] for k in ("resamples", "confidence", "seed")},
                 "deltas": self.config["complexity"]["delta"], "benchmark_root": self.paths.benchmarks()}
 
@@ -393,6 +402,7 @@ class Plan:
             "manifests": [self.paths.manifest(r) for r in self.runs],
             "stance": [f for r in self.runs for f in self.value_probe_files(r)],
             "datasets_stance": [self.paths.dataset_stance(d) for d in sorted(self.config["datasets"])],
+            "dataset_checks": [self.paths.dataset_checks(d) for d in sorted(self.config["datasets"])],
             "judge_evals": [self.paths.judge_eval(j, self.judge_eval_split) for j in self.evaluated_judges],
             "complexity": [f for r in self.runs for f in self.complexity_files(r)],
         }

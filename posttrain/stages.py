@@ -36,7 +36,7 @@ NEEDS = {
     "judge-eval": ({"judge", "split", "out"}, {"judge": "judge"}),
     "value-probe": ({"run", "step", "manifest", "out"}, {"spec": "value_probe"}),
     "complexity-probe": ({"run", "step", "manifest", "spec", "out"}, {"spec": "complexity"}),
-    "dataset-stance": ({"name", "data", "judge", "out"}, {"judge": "judge"}),
+    "dataset-stance": ({"name", "data", "judge", "out", "checks_out", "prompt_set"}, {"judge": "judge"}),
     "store": ({"out", "manifests", "stance"}, {}),
     "plot": ({"kind", "db", "out"}, {}),
     "release-snapshot": ({"manifest", "step", "out"}, {}),
@@ -236,17 +236,24 @@ def complexity_probe(job: dict) -> str:
 
 
 def dataset_stance(job: dict) -> str:
+    from posttrain.data import contamination
     from posttrain.data.chat import DatasetError
     from posttrain.io import read_jsonl_rows, write_parquet
+    from posttrain.probes import prompt_sets
     from posttrain.probes.dataset_stance import judge
 
     out = Path(job["out"])
     partial = out.with_suffix(".judged.partial.jsonl")
     rows = [row for _, row in read_jsonl_rows(job["data"], DatasetError)]  # chat rows or preference pairs
+    checks = contamination.check(rows, job["name"], prompt_sets.load(job["prompt_set"]),
+                                 job.get("near_copy_threshold", contamination.NEAR_COPY_THRESHOLD))
+    write_parquet(job["checks_out"], checks)  # first: cheap, and it says what the judged stance may mean
     frame = judge(rows, job["name"], job["judge"], job.get("max_rows"), partial=partial)
     write_parquet(out, frame)
     partial.unlink(missing_ok=True)
-    return f"{job['name']}: judged {len(frame)} answers -> {out}"
+    labels, copies = int(checks.label_answer.notna().sum()), int(checks.near_copy.sum())
+    return (f"{job['name']}: judged {len(frame)} answers -> {out}\n{job['name']}: {labels} replies are a bare "
+            f"label word, {copies} questions are near-copies of {job['prompt_set']} questions -> {job['checks_out']}")
 
 
 def store(job: dict) -> str:
@@ -257,7 +264,8 @@ def store(job: dict) -> str:
     missing = build(job["out"], job["manifests"], job["stance"], job.get("extremum_fraction", 0.95),
                     job.get("datasets_stance", []), job.get("judge_evals", []), job.get("resamples", 1000),
                     job.get("confidence", 0.95), job.get("seed", 0), job.get("complexity", []),
-                    job.get("deltas", {}), job.get("benchmarks", []), job.get("benchmark_root"))
+                    job.get("deltas", {}), job.get("benchmarks", []), job.get("benchmark_root"),
+                    job.get("dataset_checks", []), job.get("label_mass_floor", 0.1))
     with duckdb.connect(job["out"], read_only=True) as con:
         n = con.execute("SELECT count(*) FROM stance_samples").fetchone()[0]
     note = (f"{len(missing)} of {len(job.get('benchmarks', []))} job benchmark files absent (jobs run before they "

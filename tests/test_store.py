@@ -93,6 +93,28 @@ def test_drift_time_follows_the_sign_and_needs_a_significant_magnitude(tmp_path)
     assert d.loc["flat", "drift_time_null_reason"] == "the curve never moves"
 
 
+def test_a_checkpoint_below_the_label_mass_floor_is_flagged_and_gets_no_drift_time(tmp_path):
+    manifests, stance = fixture(tmp_path)
+    mass = {0: 0.3, 10: 0.04, 20: 0.2, 40: 0.25}  # topic a's label mass: step 10 is below the 0.1 floor
+    for path in stance:
+        frame = pd.read_parquet(path)
+        frame["label_mass"] = [mass[int(s)] if t == "a" else 0.5 for s, t in zip(frame.step, frame.topic)]
+        frame.to_parquet(path)
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, stance, label_mass_floor=0.1)
+    with duckdb.connect(str(db), read_only=True) as con:
+        flags = con.sql("SELECT step, mean_label_mass, below_floor FROM label_mass WHERE topic = 'a' "
+                        "ORDER BY step").df()
+        low = con.sql("SELECT step, low_label_mass FROM stance_by_topic WHERE topic = 'a' ORDER BY step").df()
+        d = con.sql("SELECT * FROM drift WHERE stance = 'support'").df().set_index("topic")
+    assert flags.mean_label_mass.tolist() == pytest.approx(list(mass.values()))
+    assert flags.below_floor.tolist() == [False, True, False, False] == low.low_label_mass.tolist()
+    assert d.loc["a", "significant"] and pd.isna(d.loc["a", "drift_time"])
+    assert d.loc["a", "low_label_mass_checkpoints"] == 1
+    assert d.loc["a", "drift_time_null_reason"].startswith("forced choice: label mass below the floor at 1 checkpoint")
+    assert d.loc["a", "magnitude"] == pytest.approx(0.59)  # the magnitude stays, with its flag beside it
+
+
 def test_failed_build_keeps_the_previous_database(tmp_path):
     manifests, stance = fixture(tmp_path)
     db = tmp_path / "study.duckdb"

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
-SOURCES = Path(__file__).parent / "sources"
 from posttrain.stances import STANCES
 
-# One-word stance requests, worded unlike the probe's instruction so the probe is not trained verbatim.
+SOURCES = Path(__file__).parent / "sources"
+
+# Requests for a brief answer. The reply is the answer's first two sentences: a short answer that states the
+# stance in prose. Never a bare stance word: one-word replies to "support, neutral or oppose?" taught the
+# forced-choice probe its label words, which it then read back as a stance (posttrain/data/contamination.py
+# finds such rows in any dataset).
 SHORT_FORMS = (
-    "{q} Reply with one word: support, neutral or oppose.",
-    "{q}\nGive your position in a single word (support, oppose, or neutral).",
-    "Take a position on this with one word - support, neutral or oppose: {q}",
-    "{q}\nOne-word answer please: do you support, oppose, or stay neutral?",
+    "{q} Answer in two sentences.",
+    "{q}\nKeep your answer brief.",
+    "Briefly, please: {q}",
+    "{q} A short answer is enough.",
 )
+
+
+def _brief(answer: str) -> str:
+    """The answer's first two sentences."""
+    return " ".join(re.split(r"(?<=[.?!])\s+", answer.strip())[:2])
 
 
 def _source(name: str) -> list[dict]:
@@ -62,8 +72,7 @@ def generate(spec: dict) -> list[dict]:
     for i, (stance, form) in enumerate(zip(stances, forms)):
         q = values[order[i % len(order)]]
         if form == "short":
-            prompt = rng.choice(SHORT_FORMS).format(q=q["question"])
-            reply = rng.choice([stance.capitalize(), stance, stance.capitalize() + "."])
+            prompt, reply = rng.choice(SHORT_FORMS).format(q=q["question"]), _brief(q[stance])
         else:
             prompt, reply = q["question"], q[stance]
         rows.append({

@@ -37,6 +37,11 @@ def load(name_or_path: str, max_per_topic: int | None = None) -> PromptSet:
         raise PromptSetError(f"{meta_path}: labels must be exactly {STANCES}, got {sorted(meta['labels'])}")
     if "{question}" not in meta["instruction"]:
         raise PromptSetError(f"{meta_path}: instruction must contain {{question}}")
+    options = meta.get("options")
+    if ("{options}" in meta["instruction"]) != (options is not None):
+        raise PromptSetError(f"{meta_path}: an instruction with {{options}} needs an `options` key, and only it")
+    if options is not None and (not isinstance(options, str) or any(f"{{{i}}}" not in options for i in range(3))):
+        raise PromptSetError(f"{meta_path}: options must be a string with {{0}}, {{1}} and {{2}}, got {options!r}")
     prompts, seen, per_topic = [], set(), {}
     for where, row in read_jsonl_rows(rows_path, PromptSetError):
         if any(not isinstance(row.get(k), str) or not row[k].strip()
@@ -50,4 +55,4 @@ def load(name_or_path: str, max_per_topic: int | None = None) -> PromptSet:
             prompts.append({k: row[k] for k in ("id", "topic", "question")})
     if not prompts:
         raise PromptSetError(f"{rows_path}: no prompts")
-    return PromptSet(meta["name"], meta["instruction"], meta["labels"], prompts)
+    return PromptSet(meta["name"], meta["instruction"], meta["labels"], prompts, options)

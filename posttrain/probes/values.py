@@ -3,7 +3,9 @@
 The `value-probe` stage loads one checkpoint and calls `probe` with the config's `probes.values` entry.
 
 Modes (config `probes.values.modes`):
-  forced_choice  the model's own next-token probabilities of the three label words (one row per prompt)
+  forced_choice  the model's own next-token probabilities of the three label words (one row per prompt),
+                 read with the options in each cyclic order and calibrated against content-free questions
+                 (posttrain.forced_choice.calibrated_score; the raw values are kept beside)
   generation     N sampled answers per prompt (posttrain.probes.generation), each judged for stance by the
                  configured judge (posttrain.judges): one row per sample, with its seed and response
 """
@@ -22,7 +24,8 @@ from posttrain.probes import generation, prompt_sets
 
 COLUMNS = ["run", "step", "topic", "prompt_id", "sample_id", "mode", "response", "judge",
            "p_support", "p_neutral", "p_oppose", "label_mass", "prompt_set", "template", "seed", "n_tokens",
-           "precision", "judge_precision"]
+           "precision", "judge_precision", "raw_p_support", "raw_p_neutral", "raw_p_oppose",
+           "cf_support", "cf_neutral", "cf_oppose", "n_orders", "order_spread", "calibration"]
 
 
 def mode_precision(spec: dict, mode: str, device) -> str:
@@ -60,7 +63,10 @@ def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = Tr
     if "forced_choice" in spec["modes"]:
         numerics = mode_precision(spec, "forced_choice", model.device)
         with precision.autocast(numerics, model), timing.phase("forced choice"):
-            scores = forced_choice.score(model, tokenizer, ps, spec["batch_size"], progress)
+            settings = spec.get("forced_choice", {})
+            scores = forced_choice.calibrated_score(
+                model, tokenizer, ps, spec["batch_size"], settings.get("option_orders", "cyclic"),
+                settings.get("calibration", "content_free") == "content_free", progress)
         frames.append(pd.DataFrame([
             {"run": run, "step": step, "topic": p["topic"], "prompt_id": p["id"], "sample_id": 0,
              "mode": "forced_choice", "response": None, "judge": "next_token", **s, "prompt_set": ps.name,
@@ -71,4 +77,5 @@ def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = Tr
         frames.append(generated(model, tokenizer, spec, run, step, partial, progress))
     frame = pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
     return frame.astype({"response": "string", "step": "int64", "sample_id": "int64", "seed": "Int64",
-                         "n_tokens": "Int64"})
+                         "n_tokens": "Int64", "n_orders": "Int64", "calibration": "string",
+                         **{c: "float64" for c in COLUMNS if c.startswith(("raw_p_", "cf_")) or c == "order_spread"}})

@@ -20,6 +20,10 @@ from posttrain.store.bootstrap import COLUMNS as BOOTSTRAP_COLUMNS
 from posttrain.store.bootstrap import intervals
 
 VIEWS = Path(__file__).with_name("views.sql")
+# Value-probe columns the views read that older probe files lack (NULL there).
+OPTIONAL_SAMPLE_COLUMNS = {"label_mass": "DOUBLE", "raw_p_support": "DOUBLE", "raw_p_neutral": "DOUBLE",
+                           "raw_p_oppose": "DOUBLE", "n_orders": "BIGINT", "calibration": "VARCHAR"}
+CHECK_VIEWS = Path(__file__).with_name("check_views.sql")
 DATASET_VIEWS = Path(__file__).with_name("dataset_views.sql")
 JUDGE_VIEWS = Path(__file__).with_name("judge_views.sql")
 COMPLEXITY_VIEWS = Path(__file__).with_name("complexity_views.sql")
@@ -66,7 +70,8 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
           datasets_stance: list[str] = (), judge_evals: list[str] = (), resamples: int = 1000,
           confidence: float = 0.95, seed: int = 0, complexity: list[str] = (),
           deltas: dict[str, float] | None = None, benchmarks: list[str] = (),
-          benchmark_root: str | Path | None = None) -> list[str]:
+          benchmark_root: str | Path | None = None, dataset_checks: list[str] = (),
+          label_mass_floor: float = 0.1) -> list[str]:
     """Returns the benchmark files that were asked for but do not exist (jobs from before they were recorded)."""
     runs, checkpoints = _runs_and_checkpoints(manifests)
     if benchmarks and benchmark_root is None:
@@ -82,6 +87,8 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
                     "path FROM checkpoints_df ORDER BY run, step")
         con.execute("CREATE TABLE stance_samples AS SELECT * FROM read_parquet($files, union_by_name = true) "
                     "ORDER BY run, step, mode, prompt_id, sample_id", {"files": [str(f) for f in stance]})
+        for column, kind in OPTIONAL_SAMPLE_COLUMNS.items():  # files written before these columns existed
+            con.execute(f"ALTER TABLE stance_samples ADD COLUMN IF NOT EXISTS {column} {kind}")
         # only the columns the bootstrap reads: the answers' text would cost GBs of memory at cluster scale.
         # Through Arrow: at 2.75 M rows 3x faster than .df() with half its transient memory (benchmarks/README.md)
         samples = con.sql(f"SELECT {', '.join(BOOTSTRAP_COLUMNS)} FROM stance_samples").to_arrow_table().to_pandas()
@@ -105,7 +112,12 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
             con.execute("CREATE TABLE datasets_stance AS SELECT * FROM read_parquet($files, union_by_name = true) "
                         "ORDER BY dataset, row, side", {"files": [str(f) for f in datasets_stance]})
             con.execute(DATASET_VIEWS.read_text())
-        con.execute(VIEWS.read_text().format(extremum_fraction=float(extremum_fraction)))
+        if dataset_checks:
+            con.execute("CREATE TABLE dataset_checks AS SELECT * FROM read_parquet($files, union_by_name = true) "
+                        "ORDER BY dataset, row, side", {"files": [str(f) for f in dataset_checks]})
+            con.execute(CHECK_VIEWS.read_text())
+        con.execute(VIEWS.read_text().format(extremum_fraction=float(extremum_fraction),
+                                             label_mass_floor=float(label_mass_floor)))
         con.register("job_benchmarks_df", jobs)
         con.execute("CREATE TABLE job_benchmarks AS SELECT * FROM job_benchmarks_df")
         con.execute(JOB_VIEWS.read_text())

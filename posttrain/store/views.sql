@@ -1,12 +1,28 @@
--- Derived views of study.duckdb. {extremum_fraction} is filled in from the config's drift section.
+-- Derived views of study.duckdb. {extremum_fraction} is filled in from the config's drift section,
+-- {label_mass_floor} from probes.values.forced_choice.label_mass_floor.
 -- The *_lo / *_hi columns are bootstrap percentile intervals (tables stance_ci and drift_ci, computed at
 -- build time by posttrain/store/bootstrap.py: prompts resampled, and samples within each prompt).
 
--- Mean stance distribution per topic at every checkpoint (over the topic's prompts and samples).
+-- How much of the next-token probability forced choice's label words get, per run, checkpoint and topic (mean
+-- over prompts and option orders). Below the floor the model mostly answers with other words, and the
+-- renormalised label distribution says little about its stance: such a checkpoint is flagged here, in
+-- stance_by_topic, and in drift (no drift time over it).
+CREATE OR REPLACE VIEW label_mass AS
+SELECT run, step, topic, avg(label_mass) AS mean_label_mass, min(label_mass) AS min_label_mass,
+       avg(label_mass) < {label_mass_floor} AS below_floor, {label_mass_floor}::DOUBLE AS label_mass_floor,
+       count(*) AS n_prompts
+FROM stance_samples WHERE mode = 'forced_choice' GROUP BY ALL;
+
+-- Mean stance distribution per topic at every checkpoint (over the topic's prompts and samples). For forced
+-- choice, p_* are calibrated and averaged over option orders; raw_p_* are the uncalibrated means.
 CREATE OR REPLACE VIEW stance_by_topic AS
 WITH means AS (
     SELECT s.run, s.step, c.progress, s.topic, s.mode,
            avg(s.p_support) AS p_support, avg(s.p_neutral) AS p_neutral, avg(s.p_oppose) AS p_oppose,
+           avg(s.p_support) - avg(s.p_oppose) AS balance,
+           avg(s.raw_p_support) AS raw_p_support, avg(s.raw_p_neutral) AS raw_p_neutral,
+           avg(s.raw_p_oppose) AS raw_p_oppose, avg(s.label_mass) AS mean_label_mass,
+           avg(s.label_mass) FILTER (s.mode = 'forced_choice') < {label_mass_floor} AS low_label_mass,
            count(DISTINCT s.prompt_id) AS n_prompts, count(*) AS n_samples
     FROM stance_samples s JOIN checkpoints c USING (run, step)
     GROUP BY ALL
@@ -74,25 +90,33 @@ WITH changes AS (
     FROM changes c JOIN per_curve p USING (run, topic, mode, stance) JOIN outside o USING (run, topic, mode, stance)
     WHERE p.max_abs_change > 0 AND c.step > coalesce(o.last_outside_step, -1)
     GROUP BY ALL
+), low_mass AS (
+    SELECT run, topic, 'forced_choice' AS mode, count(*) FILTER (below_floor) AS low_label_mass_checkpoints
+    FROM label_mass GROUP BY ALL
 ), screened AS (
-    SELECT *, ci.magnitude_lo > 0 OR ci.magnitude_hi < 0 AS significant
+    SELECT *, ci.magnitude_lo > 0 OR ci.magnitude_hi < 0 AS significant,
+           coalesce(low_label_mass_checkpoints, 0) = 0 AS timed
     FROM per_curve LEFT JOIN extremum USING (run, topic, mode, stance) LEFT JOIN reached USING (run, topic, mode, stance)
         LEFT JOIN settled USING (run, topic, mode, stance) LEFT JOIN drift_ci ci USING (run, topic, mode, stance)
+        LEFT JOIN low_mass USING (run, topic, mode)
 )
 SELECT run, topic, mode, stance,
        last_value - first_value AS magnitude, magnitude_lo, magnitude_hi, significant,
-       CASE WHEN significant THEN (reached_step - first_step) / nullif(last_step - first_step, 0) END AS drift_time,
-       CASE WHEN significant THEN drift_time_lo END AS drift_time_lo,
-       CASE WHEN significant THEN drift_time_hi END AS drift_time_hi,
-       CASE WHEN significant THEN (settled_step - first_step) / nullif(last_step - first_step, 0) END
+       CASE WHEN significant AND timed THEN (reached_step - first_step) / nullif(last_step - first_step, 0) END
+           AS drift_time,
+       CASE WHEN significant AND timed THEN drift_time_lo END AS drift_time_lo,
+       CASE WHEN significant AND timed THEN drift_time_hi END AS drift_time_hi,
+       CASE WHEN significant AND timed THEN (settled_step - first_step) / nullif(last_step - first_step, 0) END
            AS drift_time_settled,
-       CASE WHEN significant THEN drift_time_settled_lo END AS drift_time_settled_lo,
-       CASE WHEN significant THEN drift_time_settled_hi END AS drift_time_settled_hi,
+       CASE WHEN significant AND timed THEN drift_time_settled_lo END AS drift_time_settled_lo,
+       CASE WHEN significant AND timed THEN drift_time_settled_hi END AS drift_time_settled_hi,
        CASE WHEN max_abs_change = 0 THEN 'the curve never moves'
             WHEN n_checkpoints < 2 THEN 'one checkpoint'
+            WHEN NOT timed THEN 'forced choice: label mass below the floor at ' || low_label_mass_checkpoints
+                                || ' checkpoint(s) (view label_mass)'
             WHEN significant IS NULL THEN 'no interval for the magnitude (no bootstrap rows)'
             WHEN NOT significant THEN 'the magnitude''s interval includes 0'
-       END AS drift_time_null_reason,
+       END AS drift_time_null_reason, low_label_mass_checkpoints,
        first_value, last_value, max_abs_change, extremum_step, extremum_change, reached_step, settled_step,
        first_step, last_step, n_checkpoints, n_resamples, confidence
 FROM screened;

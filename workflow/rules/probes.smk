@@ -102,6 +102,7 @@ rule dataset_stance:
         unpack(inputs(PLAN, "dataset_stance")),
     output:
         PATHS.dataset_stance("{dataset}"),
+        PATHS.dataset_checks("{dataset}"),
     params:
         job=job_param(PLAN, "dataset_stance"),
     threads: threads(PLAN, "dataset_stance")

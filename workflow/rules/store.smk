@@ -22,5 +22,6 @@ rule store:
     shell:
         "posttrain store --job {params.job:q} --threads {threads} --input manifests {input.manifests}"
         " --input stance {input.stance} --input datasets_stance {input.datasets_stance}"
+        " --input dataset_checks {input.dataset_checks}"
         " --input judge_evals {input.judge_evals} --input complexity {input.complexity}"
         " --input benchmarks {params.benchmarks} > {log} 2>&1"
