@@ -105,6 +105,10 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
                     f"(defined: {', '.join(sorted(config[table])) or 'none'})"
                 )
     preference_kinds = {"synthetic_value_gap", "preference_jsonl", "preference_hub"}
+    for name, spec in config["datasets"].items():
+        if spec["kind"] == "synthetic_value_gap" and spec["direction"] == "none" and spec["value_gap"] != 0:
+            raise ConfigError(f"config error at datasets.{name}.value_gap: direction none (the value-neutral "
+                              f"control) has no target stance, so value_gap must be 0, got {spec['value_gap']}")
     for run, spec in config["sft"].items():
         if config["datasets"][spec["dataset"]]["kind"] in preference_kinds:
             raise ConfigError(f"config error at sft.{run}.dataset: {spec['dataset']!r} is a preference dataset")

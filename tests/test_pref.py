@@ -10,7 +10,7 @@ import torch
 from posttrain import stages
 from posttrain.data.chat import DatasetError
 from posttrain.data.preference import normalise, read_pairs, synthetic_value_gap
-from posttrain.data.sft_mix import value_questions
+from posttrain.data.sft_mix import brief, value_questions
 from posttrain.models import load_checkpoint
 from posttrain.plan import Plan
 from posttrain.probes import prompt_sets
@@ -34,9 +34,26 @@ def test_synthetic_set_realises_the_configured_gap(gap, direction):
         assert r["prompt"] == [{"role": "user", "content": q["question"]}]
         if r["meta"]["pair"] == "stance":  # the answers really are the labelled stances' answers
             assert (r["chosen"][0]["content"], r["rejected"][0]["content"]) == (q[direction], q[opposite])
-        else:
-            assert r["chosen"][0]["content"] == q["neutral"] and r["meta"]["rejected_stance"] == "neutral"
+        else:  # the same question, the same stance: the full answer and its first two sentences
+            s = r["meta"]["chosen_stance"]
+            assert r["meta"]["rejected_stance"] == s
+            assert {r["chosen"][0]["content"], r["rejected"][0]["content"]} == {q[s], brief(q[s])}
+    for stance in ("support", "neutral", "oppose"):  # only the target stance has a gap
+        gap_s = sum((r["meta"]["chosen_stance"] == stance) - (r["meta"]["rejected_stance"] == stance) for r in rows)
+        assert gap_s / len(rows) == (gap if stance == direction else -gap if stance == opposite else 0)
     assert rows == synthetic_value_gap({"direction": direction, "value_gap": gap, "n_pairs": 40, "seed": 7})
+
+
+def test_the_value_neutral_control_prefers_no_stance_and_no_length():
+    rows = synthetic_value_gap({"direction": "none", "value_gap": 0, "n_pairs": 60, "seed": 1})
+    assert {r["meta"]["pair"] for r in rows} == {"same_stance"}
+    stances = [r["meta"]["chosen_stance"] for r in rows]
+    assert {s: stances.count(s) for s in set(stances)} == {"support": 20, "neutral": 20, "oppose": 20}
+    assert all(r["meta"]["rejected_stance"] == r["meta"]["chosen_stance"] for r in rows)
+    longer = sum(len(r["chosen"][0]["content"]) > len(r["rejected"][0]["content"]) for r in rows)
+    assert 20 <= longer <= 40  # a coin flip per pair: no length preference on average
+    with pytest.raises(DatasetError, match="value_gap must be 0"):
+        synthetic_value_gap({"direction": "none", "value_gap": 0.5, "n_pairs": 10, "seed": 0})
 
 
 def test_synthetic_prompts_are_disjoint_from_probe_prompts():

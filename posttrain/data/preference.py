@@ -11,9 +11,13 @@ Normalised: {"prompt": [messages], "chosen": [{"role": "assistant", ...}], "reje
 Synthetic value-gap sets (`kind: synthetic_value_gap`) take their prompts from the SFT training questions
 (disjoint from the probe prompts). With value gap g and n pairs, round(g * n) pairs are *stance pairs*: chosen
 takes the target stance (support for `direction: support`, oppose for `direction: oppose`) and rejected the
-opposite one. The other pairs are *stance-neutral pairs*: chosen is the neutral answer to the question and
-rejected a neutral answer to another question of the same topic (relevance differs, stance does not). So the
-chosen-minus-rejected difference in p(target stance) is g by construction, and 0 <= g <= 1 is a dose.
+opposite one. The other pairs are *same-stance pairs*: both answers answer the same question with the same
+stance, the full answer and its first two sentences, which of them is chosen decided by a coin flip. Their
+stances are balanced across the pairs (support, neutral and oppose in turn, in shuffled order). So they
+prefer neither a stance nor, on average, a length or a topic: the chosen-minus-rejected difference in
+p(any stance) is g by construction for the target stance and 0 for the others, and 0 <= g <= 1 is a dose.
+`direction: none` (with value_gap 0) makes every pair a same-stance pair: the value-neutral control, DPO on
+data with no stance signal at all, which should leave the stance where it was.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import re
 from pathlib import Path
 
 from posttrain.data.chat import DatasetError, check_messages
-from posttrain.data.sft_mix import value_questions
+from posttrain.data.sft_mix import brief, value_questions
 from posttrain.io import read_jsonl_rows
+from posttrain.stances import STANCES
 
 OPPOSITE = {"support": "oppose", "oppose": "support"}
 HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
@@ -94,11 +99,16 @@ def synthetic_value_gap(spec: dict) -> list[dict]:
     if missing:
         raise DatasetError(f"synthetic value-gap set: no training questions for topics {missing}")
     target = spec["direction"]
+    if target == "none" and spec["value_gap"] != 0:
+        raise DatasetError(f"synthetic value-gap set: direction none has no target stance, so value_gap must be 0, "
+                           f"got {spec['value_gap']}")
     n_stance = round(spec["value_gap"] * spec["n_pairs"])
-    kinds = ["stance"] * n_stance + ["neutral"] * (spec["n_pairs"] - n_stance)
+    kinds = ["stance"] * n_stance + ["same_stance"] * (spec["n_pairs"] - n_stance)
     rng.shuffle(kinds)
     order = pool[:]
     rng.shuffle(order)
+    same = [STANCES[i % 3] for i in range(kinds.count("same_stance"))]  # balanced, then shuffled
+    rng.shuffle(same)
     rows = []
     for i, kind in enumerate(kinds):
         q = order[i % len(order)]
@@ -106,9 +116,11 @@ def synthetic_value_gap(spec: dict) -> list[dict]:
             chosen, rejected = q[target], q[OPPOSITE[target]]
             stances = (target, OPPOSITE[target])
         else:
-            other = rng.choice([o for o in pool if o["topic"] == q["topic"] and o["id"] != q["id"]])
-            chosen, rejected = q["neutral"], other["neutral"]
-            stances = ("neutral", "neutral")
+            stance = same.pop()
+            chosen, rejected = q[stance], brief(q[stance])
+            if rng.random() < 0.5:
+                chosen, rejected = rejected, chosen
+            stances = (stance, stance)
         rows.append({
             "prompt": [{"role": "user", "content": q["question"]}],
             "chosen": [{"role": "assistant", "content": chosen}],

@@ -29,7 +29,7 @@ SHORT_FORMS = (
 )
 
 
-def _brief(answer: str) -> str:
+def brief(answer: str) -> str:
     """The answer's first two sentences."""
     return " ".join(re.split(r"(?<=[.?!])\s+", answer.strip())[:2])
 
@@ -72,7 +72,7 @@ def generate(spec: dict) -> list[dict]:
     for i, (stance, form) in enumerate(zip(stances, forms)):
         q = values[order[i % len(order)]]
         if form == "short":
-            prompt, reply = rng.choice(SHORT_FORMS).format(q=q["question"]), _brief(q[stance])
+            prompt, reply = rng.choice(SHORT_FORMS).format(q=q["question"]), brief(q[stance])
         else:
             prompt, reply = q["question"], q[stance]
         rows.append({
