@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from posttrain.store.bootstrap import drift_metrics, intervals
+from posttrain.store.bootstrap import READOUTS, drift_metrics, intervals
 
 
 def rows(values: dict[int, list[list[float]]], topic="t", mode="forced_choice"):
@@ -143,7 +143,7 @@ def reference_intervals(frame: pd.DataFrame, resamples: int, confidence: float, 
     over the drawn (prompt, sample id) pairs present at that step (the point estimate of stance_by_topic)."""
     rng = np.random.default_rng(seed)
     q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
-    stance, drift = {}, {}
+    stance, drift, by_key = {}, {}, {}
     for key, group in frame.groupby(["run", "topic", "mode"]):
         steps = np.sort(group.step.unique())
         prompts = np.sort(group.prompt_id.unique())
@@ -157,12 +157,19 @@ def reference_intervals(frame: pd.DataFrame, resamples: int, confidence: float, 
             for i, step in enumerate(steps):
                 at = [values[(step, p, k)] for p, k in drawn if (step, p, k) in values]
                 curves[b, i] = np.mean(at, axis=0) if at else np.nan
+        by_key[key] = (steps, np.concatenate([curves, curves[..., :1] - curves[..., 2:]], axis=-1))  # + balance
+    # the mean over topics: replicate b of every topic, averaged (a stratified bootstrap)
+    for run, mode in {(k[0], k[2]) for k in by_key}:
+        parts = [c for k, (_, c) in by_key.items() if (k[0], k[2]) == (run, mode)]
+        by_key[(run, "(all)", mode)] = (by_key[next(k for k in by_key if (k[0], k[2]) == (run, mode))][0],
+                                        np.mean(parts, axis=0))
+    for key, (steps, curves) in by_key.items():
         lo, hi = np.nanpercentile(curves, q, axis=0)
         for i, step in enumerate(steps):
-            for j, s in enumerate(("support", "neutral", "oppose")):
+            for j, s in enumerate(READOUTS):
                 stance[key + (step, s)] = (lo[i, j], hi[i, j])
         metrics = drift_metrics(steps, np.moveaxis(curves, -1, 1), fraction)
-        for j, s in enumerate(("support", "neutral", "oppose")):
+        for j, s in enumerate(READOUTS):
             drift[key + (s,)] = {name: np.percentile(v[:, j][np.isfinite(v[:, j])], q) for name, v in metrics.items()}
     return stance, drift
 
@@ -195,7 +202,7 @@ def test_weight_matrix_matches_the_draw_by_draw_reference():
     frame = mixed_study()
     stance, drift = intervals(frame, resamples=2000, confidence=0.9, fraction=0.95, seed=1)
     ref_stance, ref_drift = reference_intervals(frame, 2000, 0.9, 0.95, seed=2)
-    assert len(stance) == len(ref_stance) == 2 * 4 * 3
+    assert len(stance) == len(ref_stance) == 3 * 4 * 4  # (2 topics + their mean) x steps x read-outs
     for row in stance.itertuples():
         lo, hi = ref_stance[(row.run, row.topic, row.mode, row.step, row.stance)]
         # percentiles of two independent 2000-replicate bootstraps: a tenth of the width is ~4 standard errors
@@ -216,7 +223,7 @@ def test_steps_without_variance_give_their_value_exactly():
     values = {0: 0.1, 3: 0.37, 8: 0.62}
     frame = rows({step: [[v] * n for n in (1, 2, 5, 8, 3)] for step, v in values.items()})
     stance, drift = intervals(frame, resamples=300, confidence=0.95, fraction=0.95)
-    support = stance[stance.stance == "support"].set_index("step")
+    support = stance[(stance.stance == "support") & (stance.topic == "t")].set_index("step")
     for step, v in values.items():
         assert support.loc[step, "lo"] == support.loc[step, "hi"] == v
     d = drift[drift.stance == "support"].iloc[0]
@@ -230,7 +237,7 @@ def test_numbers_do_not_depend_on_threads_or_on_other_groups():
     for a, b in zip(one, two):
         pd.testing.assert_frame_equal(a, b)
     alone, _ = intervals(frame[frame.topic == "b"], resamples=200, confidence=0.95, fraction=0.95, seed=5)
-    pd.testing.assert_frame_equal(alone, one[0][one[0].topic == "b"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(alone[alone.topic == "b"], one[0][one[0].topic == "b"].reset_index(drop=True))
     other_seed, _ = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=6)
     assert not np.allclose(other_seed.hi, one[0].hi)
 

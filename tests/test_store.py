@@ -115,6 +115,28 @@ def test_a_checkpoint_below_the_label_mass_floor_is_flagged_and_gets_no_drift_ti
     assert d.loc["a", "magnitude"] == pytest.approx(0.59)  # the magnitude stays, with its flag beside it
 
 
+def test_balance_and_the_mean_over_topics(tmp_path):
+    manifests, stance = fixture(tmp_path)
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, stance)
+    with duckdb.connect(str(db), read_only=True) as con:
+        d = con.sql("SELECT topic, stance, magnitude FROM drift").df().set_index(["topic", "stance"]).magnitude
+        overall = con.sql("SELECT * FROM drift_overall").df().set_index("stance")
+        curve = con.sql("SELECT step, value, n_topics FROM stance_overall WHERE stance = 'support' ORDER BY step").df()
+    # topic a: p_oppose = (1 - p_support) / 2, so balance = 1.5 p_support - 0.5 moves 1.5 x 0.59
+    assert d[("a", "balance")] == pytest.approx(1.5 * 0.59)
+    assert d[("flat", "balance")] == pytest.approx(0.0)
+    # the mean over topics a and flat (0.5 throughout): curve (0.2 + 0.5) / 2 ... ; magnitude 0.59 / 2
+    assert curve.value.tolist() == pytest.approx([(v + 0.5) / 2 for v in (0.2, 0.5, 0.81, 0.79)])
+    assert (curve.n_topics == 2).all()
+    assert overall.loc["support", "magnitude"] == pytest.approx(0.295)
+    assert overall.loc["balance", "magnitude"] == pytest.approx(1.5 * 0.59 / 2)
+    # its interval: topic a's two prompts move by 0.68 and 0.5 and flat's by 0 -> the mean moves by 0.25-0.34
+    assert overall.loc["support", "magnitude_lo"] == pytest.approx(0.25)
+    assert overall.loc["support", "magnitude_hi"] == pytest.approx(0.34)
+    assert overall.loc["support", "significant"]
+
+
 def test_failed_build_keeps_the_previous_database(tmp_path):
     manifests, stance = fixture(tmp_path)
     db = tmp_path / "study.duckdb"

@@ -21,11 +21,12 @@ def hand_drift(samples: pd.DataFrame, fraction: float) -> pd.DataFrame:
     extremum's sign and 95 % of its size (reported by the view only where the magnitude is significant)."""
     means = samples.groupby(["run", "step", "topic", "mode"], as_index=False)[
         ["p_support", "p_neutral", "p_oppose"]].mean()
+    means["p_balance"] = means.p_support - means.p_oppose
     out = []
     for (run, topic, mode), g in means.groupby(["run", "topic", "mode"]):
         g = g.sort_values("step")
         steps = g.step.tolist()
-        for stance in ("support", "neutral", "oppose"):
+        for stance in ("support", "neutral", "oppose", "balance"):
             v = g[f"p_{stance}"].tolist()
             change = [x - v[0] for x in v]
             peak = max(abs(c) for c in change)
@@ -111,7 +112,7 @@ def test_judges_are_validated_and_intervals_and_agreement_are_stored(study):
     assert (moved[~moved.significant].drift_time_null_reason == "the magnitude's interval includes 0").all()
     n_checkpoints = sum(len(checkpoint_steps(s["checkpoints"], s["max_steps"]))
                         for s in [*config["sft"].values(), *config["pref"].values()])
-    assert len(agreement) == n_checkpoints * 3  # every probed checkpoint x stance
+    assert len(agreement) == n_checkpoints * 4  # every probed checkpoint x read-out
     assert (agreement.n_topics == 11).all()
 
 
@@ -125,7 +126,7 @@ def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
                       "magnitude_hi FROM drift").df()
         by_topic = con.sql("SELECT run, step, topic, mode, p_neutral FROM stance_by_topic").df()
     got = got.set_index(["run", "topic", "mode", "stance"]).sort_index()
-    assert len(got) == len(want) == 5 * 11 * 3 * 2  # runs x topics x stances x probe modes
+    assert len(got) == len(want) == 5 * 11 * 4 * 2  # runs x topics x read-outs (3 stances, balance) x probe modes
     assert got.magnitude.tolist() == pytest.approx(want.magnitude.tolist(), abs=1e-12)
     assert (got.significant == ((got.magnitude_lo > 0) | (got.magnitude_hi < 0))).all()
     want.loc[~got.significant, "drift_time"] = None  # a drift time is reported only for a significant magnitude

@@ -47,7 +47,8 @@ def _curves_with_bands(data, color=None, **_):
 
 
 def stance_curves(db: str, run: str, out: str) -> None:
-    frame = _query(db, "SELECT * FROM stance_curve WHERE run = ? ORDER BY topic, mode, stance, step", [run])
+    frame = _query(db, "SELECT * FROM stance_curve WHERE run = ? AND stance <> 'balance' "
+                       "ORDER BY topic, mode, stance, step", [run])
     if frame.empty:
         raise PlotError(f"no stance rows for run {run!r} in {db}")
     grid = sns.FacetGrid(frame, col="topic", col_wrap=4, height=2.4, aspect=1.3)
@@ -114,10 +115,14 @@ def stance_shares(db: str, out: str) -> None:
 
 
 def compare_algorithms(db: str, out: str) -> None:
+    # the primary read-out (generation + judge) where the study has it; forced choice otherwise
     with duckdb.connect(db, read_only=True) as con:
+        modes = {m for (m,) in con.execute("SELECT DISTINCT mode FROM drift").fetchall()}
+        mode = "generation" if "generation" in modes else "forced_choice"
         frame = con.execute(
             "SELECT r.algorithm, r.dataset AS condition, d.topic, d.stance, d.magnitude "
-            "FROM drift d JOIN runs r USING (run) WHERE r.stage = 'pref' AND d.mode = 'forced_choice' ORDER BY ALL"
+            "FROM drift d JOIN runs r USING (run) WHERE r.stage = 'pref' AND d.mode = ? "
+            "AND d.stance <> 'balance' ORDER BY ALL", [mode]
         ).df()
     if frame.empty:
         raise PlotError(f"no preference runs in {db}")
@@ -129,8 +134,8 @@ def compare_algorithms(db: str, out: str) -> None:
     grid.set(xlabel="drift magnitude")
     for ax in grid.axes.flat:
         ax.axvline(0, color="black", linewidth=0.8)
-    grid.figure.suptitle("Preference optimisation: drift per topic (forced choice), by algorithm and data condition",
-                         y=1.01)
+    grid.figure.suptitle(f"Preference optimisation: drift per topic ({mode.replace('_', ' ')}), by algorithm and "
+                         "data condition", y=1.01)
     _save(grid.figure, out, dpi=100)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -38,6 +39,10 @@ from posttrain.stances import STANCES
 KEYS = ["run", "topic", "mode"]
 COLUMNS = KEYS + ["step", "prompt_id", "sample_id"] + [f"p_{s}" for s in STANCES]
 METRICS = ("magnitude", "drift_time", "drift_time_settled")
+# The read-outs with intervals: the three stances and the balance p_support - p_oppose (one stance alone can sit
+# at its floor, and a drift of support into oppose shows in the balance twice over).
+READOUTS = (*STANCES, "balance")
+OVERALL = "(all)"  # the topic of the mean over topics
 
 
 def drift_metrics(steps: np.ndarray, values: np.ndarray, fraction: float) -> dict[str, np.ndarray]:
@@ -119,12 +124,45 @@ def _percentiles(values: np.ndarray, q: list[float]) -> np.ndarray:
     return out
 
 
-def _group(key: tuple, steps: np.ndarray, cube: np.ndarray, resamples: int, q: list[float], fraction: float,
-           seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(stance lo/hi (2, step, stance), drift lo/hi (metric, 2, stance)) of one group."""
-    curves = _replicate_curves(cube, resamples, _stream(seed, key))
-    metrics = drift_metrics(steps, np.moveaxis(curves, -1, 1), fraction)  # each (B, stance)
+def _summarise(steps: np.ndarray, curves: np.ndarray, q: list[float], fraction: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(curve lo/hi (2, step, read-out), drift lo/hi (metric, 2, read-out)) of replicate curves (B, step, read-out)."""
+    metrics = drift_metrics(steps, np.moveaxis(curves, -1, 1), fraction)  # each (B, read-out)
     return _percentiles(curves, q), np.stack([_percentiles(metrics[m], q) for m in METRICS])
+
+
+class _TopicMeans:
+    """Replicate curves summed over the topics of each (run, mode): a replicate of the mean over topics takes
+    every topic's replicate of the same index, each resampled within its topic (a stratified bootstrap)."""
+
+    def __init__(self):
+        self.lock, self.sums = threading.Lock(), {}
+
+    def add(self, key: tuple, steps: np.ndarray, curves: np.ndarray) -> None:
+        run, _, mode = key
+        with self.lock:
+            have = self.sums.get((run, mode))
+            if have is None:
+                self.sums[(run, mode)] = [steps, curves.copy(), 1]
+            elif have[0] is not None and np.array_equal(have[0], steps):
+                have[1] += curves
+                have[2] += 1
+            else:  # topics probed at different checkpoints: no mean over topics
+                have[0] = None
+
+    def curves(self):
+        for (run, mode), (steps, total, n) in sorted(self.sums.items()):
+            if steps is not None:
+                yield (run, OVERALL, mode), steps, total / n
+
+
+def _group(key: tuple, steps: np.ndarray, cube: np.ndarray, resamples: int, q: list[float], fraction: float,
+           seed: int, means: _TopicMeans) -> tuple[np.ndarray, np.ndarray]:
+    """(curve lo/hi (2, step, read-out), drift lo/hi (metric, 2, read-out)) of one group."""
+    curves = _replicate_curves(cube, resamples, _stream(seed, key))
+    curves = np.concatenate([curves, curves[..., :1] - curves[..., 2:3]], axis=-1)  # + the balance
+    means.add(key, steps, curves)
+    return _summarise(steps, curves, q, fraction)
 
 
 def _groups(samples: pd.DataFrame):
@@ -173,8 +211,9 @@ def _groups(samples: pd.DataFrame):
 
 def intervals(samples: pd.DataFrame, resamples: int, confidence: float, fraction: float, seed: int = 0,
               threads: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(stance_ci, drift_ci) tables: per run, step, topic, mode and stance the interval of the mean stance;
-    per run, topic, mode and stance the intervals of magnitude, drift_time and drift_time_settled.
+    """(stance_ci, drift_ci) tables: per run, step, topic, mode and read-out (each stance and the balance) the
+    interval of the mean; per run, topic, mode and read-out the intervals of magnitude, drift_time and
+    drift_time_settled. Topic OVERALL is the mean over topics, where a run's topics share their checkpoints.
     `threads` (default: the cores this process may use) only changes the speed, never the numbers."""
     missing = [c for c in COLUMNS if c not in samples.columns]
     if missing:
@@ -185,28 +224,31 @@ def intervals(samples: pd.DataFrame, resamples: int, confidence: float, fraction
     q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
     # one BLAS thread per group: the groups already use the cores, and idle BLAS threads spin-wait on them.
     # Groups are handed to the threads as they are cut out of the table, so the two overlap.
+    means = _TopicMeans()
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max(1, threads)) as pool:
-        done = list(pool.map(lambda g: (g[0], g[1], _group(*g, resamples, q, fraction, seed)),
+        done = list(pool.map(lambda g: (g[0], g[1], _group(*g, resamples, q, fraction, seed, means)),
                              _groups(samples) if len(samples) else []))
+    done += [(key, steps, _summarise(steps, curves, q, fraction)) for key, steps, curves in means.curves()]
     groups, results = [(key, steps) for key, steps, _ in done], [r for _, _, r in done]
+    n = len(READOUTS)
 
     keys = np.empty(len(groups), dtype=object)
     keys[:] = [g[0] for g in groups]
     n_steps = np.array([len(g[1]) for g in groups], dtype=np.int64)
-    stance_keys = np.repeat(keys, 3 * n_steps)
+    stance_keys = np.repeat(keys, n * n_steps)
     stance_q = np.concatenate([r[0].reshape(2, -1) for r in results], axis=1) if results else np.empty((2, 0))
     stance_ci = pd.DataFrame({
         **{k: [key[i] for key in stance_keys] for i, k in enumerate(KEYS)},
-        "step": np.repeat(np.concatenate([g[1] for g in groups]) if groups else np.empty(0, np.int64), 3),
-        "stance": np.tile(np.array(STANCES, dtype=object), int(n_steps.sum())),
+        "step": np.repeat(np.concatenate([g[1] for g in groups]) if groups else np.empty(0, np.int64), n),
+        "stance": np.tile(np.array(READOUTS, dtype=object), int(n_steps.sum())),
         "lo": stance_q[0], "hi": stance_q[1]})
-    drift_q = np.stack([r[1] for r in results]) if results else np.empty((0, len(METRICS), 2, 3))  # g, m, end, stance
-    drift_keys = np.repeat(keys, 3)
+    drift_q = np.stack([r[1] for r in results]) if results else np.empty((0, len(METRICS), 2, n))  # g, m, end, r
+    drift_keys = np.repeat(keys, n)
     drift_ci = pd.DataFrame({
         **{k: [key[i] for key in drift_keys] for i, k in enumerate(KEYS)},
-        "stance": np.tile(np.array(STANCES, dtype=object), len(groups)),
-        "n_resamples": np.full(3 * len(groups), resamples, dtype=np.int64),
-        "confidence": np.full(3 * len(groups), confidence, dtype=np.float64),
+        "stance": np.tile(np.array(READOUTS, dtype=object), len(groups)),
+        "n_resamples": np.full(n * len(groups), resamples, dtype=np.int64),
+        "confidence": np.full(n * len(groups), confidence, dtype=np.float64),
         **{f"{m}_{end}": drift_q[:, i, j, :].ravel() for i, m in enumerate(METRICS)
            for j, end in enumerate(("lo", "hi"))}})
     return stance_ci, drift_ci

@@ -1,7 +1,8 @@
 -- Derived views of study.duckdb. {extremum_fraction} is filled in from the config's drift section,
 -- {label_mass_floor} from probes.values.forced_choice.label_mass_floor.
 -- The *_lo / *_hi columns are bootstrap percentile intervals (tables stance_ci and drift_ci, computed at
--- build time by posttrain/store/bootstrap.py: prompts resampled, and samples within each prompt).
+-- build time by posttrain/store/bootstrap.py: prompts resampled, and sample ids within each prompt, both once for
+-- all checkpoints of a run). Topic '(all)' in stance_ci / drift_ci is the mean over topics.
 
 -- How much of the next-token probability forced choice's label words get, per run, checkpoint and topic (mean
 -- over prompts and option orders). Below the floor the model mostly answers with other words, and the
@@ -30,19 +31,29 @@ WITH means AS (
     SELECT run, step, topic, mode,
            any_value(lo) FILTER (stance = 'support') AS p_support_lo, any_value(hi) FILTER (stance = 'support') AS p_support_hi,
            any_value(lo) FILTER (stance = 'neutral') AS p_neutral_lo, any_value(hi) FILTER (stance = 'neutral') AS p_neutral_hi,
-           any_value(lo) FILTER (stance = 'oppose') AS p_oppose_lo, any_value(hi) FILTER (stance = 'oppose') AS p_oppose_hi
+           any_value(lo) FILTER (stance = 'oppose') AS p_oppose_lo, any_value(hi) FILTER (stance = 'oppose') AS p_oppose_hi,
+           any_value(lo) FILTER (stance = 'balance') AS balance_lo, any_value(hi) FILTER (stance = 'balance') AS balance_hi
     FROM stance_ci GROUP BY ALL
 )
 SELECT * FROM means LEFT JOIN ci USING (run, step, topic, mode);
 
--- One row per run, checkpoint, topic, probe mode and stance: the curve, with its interval.
+-- One row per run, checkpoint, topic, probe mode and read-out (each stance, and the balance p_support - p_oppose):
+-- the curve, with its interval.
 CREATE OR REPLACE VIEW stance_curve AS
 SELECT m.run, m.step, c.progress, m.topic, m.mode, m.stance, m.value, ci.lo, ci.hi
 FROM (
     SELECT run, step, topic, mode, 'support' AS stance, avg(p_support) AS value FROM stance_samples GROUP BY ALL
     UNION ALL SELECT run, step, topic, mode, 'neutral', avg(p_neutral) FROM stance_samples GROUP BY ALL
     UNION ALL SELECT run, step, topic, mode, 'oppose', avg(p_oppose) FROM stance_samples GROUP BY ALL
+    UNION ALL SELECT run, step, topic, mode, 'balance', avg(p_support) - avg(p_oppose) FROM stance_samples GROUP BY ALL
 ) m JOIN checkpoints c USING (run, step) LEFT JOIN stance_ci ci USING (run, step, topic, mode, stance);
+
+-- The same, averaged over topics (each topic weighs the same), with its interval (a stratified bootstrap).
+CREATE OR REPLACE VIEW stance_overall AS
+SELECT m.run, m.step, m.progress, m.mode, m.stance, m.value, ci.lo, ci.hi, m.n_topics
+FROM (SELECT run, step, progress, mode, stance, avg(value) AS value, count(*) AS n_topics FROM stance_curve GROUP BY ALL) m
+    LEFT JOIN stance_ci ci ON ci.run = m.run AND ci.step = m.step AND ci.mode = m.mode AND ci.stance = m.stance
+                              AND ci.topic = '(all)';
 
 -- Drift over each run (= one stage: its step 0 is the stage's starting weights).
 --   magnitude           = value at the last checkpoint - value at the first (signed)
@@ -57,10 +68,14 @@ FROM (
 -- Both drift times (and their intervals) are given only where `significant`: the time a curve takes to reach
 -- a change that may be noise is noise. Elsewhere they are NULL and drift_time_null_reason says why;
 -- reached_step and settled_step keep the unscreened steps.
-CREATE OR REPLACE VIEW drift AS
-WITH changes AS (
+-- drift_all holds both; drift (per topic) and drift_overall (topic '(all)', the mean over topics) split it.
+CREATE OR REPLACE VIEW drift_all AS
+WITH curves AS (
+    SELECT run, step, topic, mode, stance, value FROM stance_curve
+    UNION ALL SELECT run, step, '(all)', mode, stance, value FROM stance_overall
+), changes AS (
     SELECT *, value - first_value(value) OVER w AS change, last_value(value) OVER w AS final_value
-    FROM stance_curve
+    FROM curves
     WINDOW w AS (PARTITION BY run, topic, mode, stance ORDER BY step
                  ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ), per_curve AS (
@@ -93,6 +108,9 @@ WITH changes AS (
 ), low_mass AS (
     SELECT run, topic, 'forced_choice' AS mode, count(*) FILTER (below_floor) AS low_label_mass_checkpoints
     FROM label_mass GROUP BY ALL
+    UNION ALL  -- the mean over topics: checkpoints whose mean mass over topics is below the floor
+    SELECT run, '(all)', 'forced_choice', count(*) FILTER (mass < {label_mass_floor})
+    FROM (SELECT run, step, avg(mean_label_mass) AS mass FROM label_mass GROUP BY ALL) GROUP BY ALL
 ), screened AS (
     SELECT *, ci.magnitude_lo > 0 OR ci.magnitude_hi < 0 AS significant,
            coalesce(low_label_mass_checkpoints, 0) = 0 AS timed
@@ -120,6 +138,9 @@ SELECT run, topic, mode, stance,
        first_value, last_value, max_abs_change, extremum_step, extremum_change, reached_step, settled_step,
        first_step, last_step, n_checkpoints, n_resamples, confidence
 FROM screened;
+
+CREATE OR REPLACE VIEW drift AS SELECT * FROM drift_all WHERE topic <> '(all)';
+CREATE OR REPLACE VIEW drift_overall AS SELECT * EXCLUDE (topic) FROM drift_all WHERE topic = '(all)';
 
 -- Agreement of the two probe modes at every checkpoint probed both ways: the Pearson correlation, across
 -- topics, of the forced-choice and the generation + judge stance (one row per run, step and stance).
