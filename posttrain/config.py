@@ -89,6 +89,39 @@ def _message(error: jsonschema.ValidationError) -> str:
     return f"config error at {where}: {error.message}"
 
 
+def replicate_name(run: str, seed: int) -> str:
+    return f"{run}-seed{seed}"
+
+
+def _replicate_over_seeds(config: dict[str, Any]) -> None:
+    """Expand every sft or pref run with `seeds: [k, ...]` into one run per seed, `<run>-seed<k>`, with
+    training.seed k and `replicate_of: <run>`. A run that starts from a replicated run names the replicate."""
+    for section in ("sft", "pref"):
+        expanded = {}
+        for run, spec in config[section].items():
+            if "seeds" not in spec:
+                expanded[run] = spec
+                continue
+            for seed in spec["seeds"]:
+                name = replicate_name(run, seed)
+                if name in config[section]:
+                    raise ConfigError(f"config error at {section}.{run}.seeds: replicate {name!r} is also a run's name")
+                replica = copy.deepcopy({k: v for k, v in spec.items() if k != "seeds"})
+                replica["training"]["seed"] = seed
+                expanded[name] = {**replica, "replicate_of": run}
+        config[section] = expanded
+    replicated: dict[str, list[str]] = {}
+    for run, spec in config["sft"].items():
+        if "replicate_of" in spec:
+            replicated.setdefault(spec["replicate_of"], []).append(run)
+    for section in ("pref", "reward_models"):
+        for run, spec in config[section].items():
+            parent = spec["from"]["run"]
+            if parent in replicated:
+                raise ConfigError(f"config error at {section}.{run}.from.run: {parent!r} is replicated over seeds; "
+                                  f"name one replicate ({', '.join(replicated[parent])})")
+
+
 def validate(config: dict[str, Any]) -> dict[str, Any]:
     """Validate a study config in place (defaults filled) and check names that refer to each other."""
     config.update(copy.deepcopy(config))  # YAML anchors share objects between runs; defaults must not leak
@@ -104,6 +137,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
                     f"config error at sft.{run}.{field}: {spec[field]!r} is not defined under {table} "
                     f"(defined: {', '.join(sorted(config[table])) or 'none'})"
                 )
+    _replicate_over_seeds(config)
     preference_kinds = {"synthetic_value_gap", "preference_jsonl", "preference_hub"}
     for name, spec in config["datasets"].items():
         if spec["kind"] == "synthetic_value_gap" and spec["direction"] == "none" and spec["value_gap"] != 0:
@@ -203,7 +237,7 @@ def _named_files(config: dict) -> list[tuple[str, str, Path]]:
     tasks = config["complexity"]["tasks"]
     if "stance" in tasks:
         named.append(("complexity.tasks.stance.labelled_set", "file",
-                      labelled.path_of(tasks["stance"].get("labelled_set", "stance-labelled-v1"))))
+                      labelled.path_of(tasks["stance"].get("labelled_set", labelled.DEFAULT))))
     if tasks.get("ifeval", {}).get("train_jsonl"):
         named.append(("complexity.tasks.ifeval.train_jsonl", "file", Path(tasks["ifeval"]["train_jsonl"])))
     return named

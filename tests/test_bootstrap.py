@@ -121,7 +121,10 @@ def test_numpy_metrics_agree_with_the_drift_view():
     stance_ci, drift_ci = intervals(samples, 100, 0.95, 0.9)
     con.register("stance_ci", stance_ci)
     con.register("drift_ci", drift_ci)
-    from posttrain.store.build import VIEWS
+    from posttrain.store.build import VIEWS, t_quantiles
+
+    con.execute("CREATE TABLE runs AS SELECT 'r' AS run, 'r' AS replicate_of, 0 AS seed")
+    con.register("t_quantiles", t_quantiles(0.95))
 
     con.execute(VIEWS.read_text().format(extremum_fraction=0.9, label_mass_floor=0.1))
     view = con.execute("SELECT topic, magnitude, significant, drift_time, drift_time_settled, drift_time_null_reason "

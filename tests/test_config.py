@@ -1,5 +1,7 @@
 """Config validation: the default validates; a bad key, type, field or reference stops with one message naming it."""
 
+import copy
+
 import pytest
 from conftest import REPO, snakemake, write_config
 
@@ -51,3 +53,20 @@ def test_workflow_stops_at_parse_time_naming_the_key(tmp_path, tiny_config, muta
     assert result.returncode != 0
     assert key in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_seeds_replicate_a_run_and_a_child_names_a_replicate(tiny_config):
+    fresh = copy.deepcopy(tiny_config)
+    tiny_config["pref"]["dpo-support"]["seeds"] = [3, 7]
+    config = validate(tiny_config)
+    assert "dpo-support" not in config["pref"]
+    for seed in (3, 7):
+        replica = config["pref"][f"dpo-support-seed{seed}"]
+        assert replica["training"]["seed"] == seed and replica["replicate_of"] == "dpo-support"
+        assert "seeds" not in replica
+    assert validate(copy.deepcopy(config))["pref"].keys() == config["pref"].keys()  # validating again: the same
+
+    fresh["sft"]["sft-llama"]["seeds"] = [0, 1]
+    with pytest.raises(ConfigError, match=r"from.run: 'sft-llama' is replicated over seeds; name one replicate "
+                                          r"\(sft-llama-seed0, sft-llama-seed1\)"):
+        validate(fresh)

@@ -51,7 +51,8 @@ def test_every_job_passes_its_stage_check(study):
         seen.add(job["stage"])
         resources = plan.resources(rule, **w)
         assert set(resources) >= {"cpus", "gpus", "mem_mb", "runtime"}, rule
-    assert seen == set(stages.STAGES) - ({"dequantise"} if study != "default" else set())  # GGUF: default only
+    # GGUF: default only; no PPO (so no reward model) in the default
+    assert seen == set(stages.STAGES) - ({"dequantise"} if study != "default" else {"reward-model"})
 
 
 def test_jobs_carry_resolved_paths_and_config_entries(tiny_config):

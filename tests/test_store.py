@@ -146,3 +146,40 @@ def test_failed_build_keeps_the_previous_database(tmp_path):
         build(db, manifests, stance + [str(tmp_path / "missing.parquet")])
     assert db.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".study")] == []  # no temp files left
+
+
+def test_drift_over_seeds_combines_the_replicates_by_hand(tmp_path):
+    # three seeds of run r (one prompt each, so each seed's bootstrap interval is a point) move p_support by
+    # 0.1, 0.2, 0.3: mean 0.2, sd 0.1 -> 0.2 -/+ t(0.975, 2 df) x 0.1 / sqrt(3) = 0.2 -/+ 4.3027 x 0.05774.
+    # Run s has one seed: its own bootstrap interval, labelled as such.
+    manifests, paths = [], []
+    for run, seed, replicate_of, move in [("r-seed0", 0, "r", 0.1), ("r-seed1", 1, "r", 0.2),
+                                          ("r-seed2", 2, "r", 0.3), ("s", 0, None, 0.25)]:
+        config = {"training": {"seed": seed}, **({"replicate_of": replicate_of} if replicate_of else {})}
+        manifest = tmp_path / f"{run}.json"
+        manifest.write_text(json.dumps({
+            "run": run, "stage": "pref", "algorithm": "dpo", "model": "m", "dataset": "d", "parent_run": "sft",
+            "config": config, "max_steps": 10,
+            "checkpoints": [{"step": s, "progress": s / 10, "path": f"p/{run}/{s}"} for s in (0, 10)]}))
+        manifests.append(str(manifest))
+        for step, value in ((0, 0.3), (10, 0.3 + move)):
+            path = tmp_path / f"{run}-{step}.parquet"
+            pd.DataFrame([{"run": run, "step": step, "topic": "a", "prompt_id": "a-0", "sample_id": 0,
+                           "mode": "generation", "response": "x", "judge": "j", "p_support": value,
+                           "p_neutral": 1 - value, "p_oppose": 0.0, "label_mass": 1.0}]).to_parquet(path)
+            paths.append(str(path))
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, paths)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.sql("SELECT * FROM drift_over_seeds WHERE stance = 'support' AND topic = 'a'").df().set_index("run")
+        replicate_of = dict(con.execute("SELECT run, replicate_of FROM runs").fetchall())
+    assert replicate_of == {"r-seed0": "r", "r-seed1": "r", "r-seed2": "r", "s": "s"}
+    r = rows.loc["r"]
+    half = 4.302652729911275 * 0.1 / 3 ** 0.5
+    assert (r.n_seeds, list(r.seeds)) == (3, [0, 1, 2])
+    assert r.magnitude == pytest.approx(0.2) and r.sd_between_seeds == pytest.approx(0.1)
+    assert (r.magnitude_lo, r.magnitude_hi) == pytest.approx((0.2 - half, 0.2 + half))
+    assert not r.significant and r.interval == "seeds and bootstrap"  # 3 seeds this far apart: 0 is inside
+    s = rows.loc["s"]
+    assert s.n_seeds == 1 and (s.magnitude_lo, s.magnitude_hi) == pytest.approx((0.25, 0.25))
+    assert s.interval.startswith("bootstrap of one seed")

@@ -37,7 +37,7 @@ def metrics(truth: list[str], p: pd.DataFrame) -> dict:
 
 
 def evaluate(spec: dict, split: str, progress: bool = True) -> tuple[dict, pd.DataFrame]:
-    rows = labelled.load(spec.get("labelled_set", "stance-labelled-v1"), (split,))
+    rows = labelled.load(spec.get("labelled_set", labelled.DEFAULT), (split,))
     judge = build(spec, progress)
     verdicts = pd.DataFrame(judge_items(judge, rows))
     frame = pd.concat([pd.DataFrame(rows).drop(columns=["question", "response"]), verdicts], axis=1)

@@ -13,6 +13,7 @@ from posttrain.io import read_jsonl_rows
 from posttrain.stances import STANCES
 
 PACKAGED = Path(__file__).parent / "labelled"
+DEFAULT = "stance-labelled-v1"
 FIELDS = ("id", "prompt_id", "topic", "question", "response", "stance", "length", "hedged", "split")
 SPLITS = ("train", "dev", "test")
 LENGTHS = ("short", "medium", "long")

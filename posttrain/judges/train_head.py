@@ -21,7 +21,7 @@ from posttrain.models import dequantised
 def train(spec: dict, encoder=None, model_dir: Path | None = None) -> dict:
     """The head of judge `spec` as a JSON-able dict. `model_dir`: where an lm_head judge keeps its GGUF
     model dequantised (nothing is written when None)."""
-    name = spec.get("labelled_set", "stance-labelled-v1")
+    name = spec.get("labelled_set", labelled.DEFAULT)
     rows = labelled.load(name)
     split = {s: [r for r in rows if r["split"] == s] for s in ("train", "dev")}
     y = {s: [r["stance"] for r in split[s]] for s in split}

@@ -56,3 +56,14 @@ def load(name_or_path: str, max_per_topic: int | None = None) -> PromptSet:
     if not prompts:
         raise PromptSetError(f"{rows_path}: no prompts")
     return PromptSet(meta["name"], meta["instruction"], meta["labels"], prompts, options)
+
+
+def first_per_topic(prompts: list[dict], n: int | None) -> list[dict]:
+    """The first `n` prompts of each topic, in order (all when n is None)."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in prompts:
+        seen[p["topic"]] = seen.get(p["topic"], 0) + 1
+        if n is None or seen[p["topic"]] <= n:
+            out.append(p)
+    return out

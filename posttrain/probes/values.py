@@ -7,7 +7,9 @@ Modes (config `probes.values.modes`):
                  read with the options in each cyclic order and calibrated against content-free questions
                  (posttrain.forced_choice.calibrated_score; the raw values are kept beside)
   generation     N sampled answers per prompt (posttrain.probes.generation), each judged for stance by the
-                 configured judge (posttrain.judges): one row per sample, with its seed and response
+                 configured judge (posttrain.judges): one row per sample, with its seed and response. The
+                 first max_prompts_per_topic prompts of each topic whose question is not in a fitted judge's
+                 training split
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 import torch
 
 from posttrain import forced_choice, precision, timing
-from posttrain.judges import build
+from posttrain.judges import build, labelled
 from posttrain.judges.run import judge_items
 from posttrain.probes import generation, prompt_sets
 
@@ -34,11 +36,23 @@ def mode_precision(spec: dict, mode: str, device) -> str:
                              torch.device(device).type, f"{mode} probe")
 
 
+def judge_training_questions(judge: dict) -> set[str]:
+    """The questions (lower-cased) a fitted judge (kinds embedding, lm_head) saw in its labelled training split.
+    The generation probe skips them: a judge is never asked about answers to questions it was fitted on."""
+    if judge.get("kind") not in ("embedding", "lm_head"):
+        return set()
+    rows = labelled.load(judge.get("labelled_set", labelled.DEFAULT), ("train",))
+    return {r["question"].strip().lower() for r in rows}
+
+
 def generated(model, tokenizer, spec: dict, run: str, step: int, partial: Path | None, progress: bool
               ) -> pd.DataFrame:
     """Sample answers, then judge each (the judge is loaded only once every answer is generated)."""
     settings = spec["generation"]
-    ps = prompt_sets.load(spec["prompt_set"], settings.get("max_prompts_per_topic", spec.get("max_prompts_per_topic")))
+    ps = prompt_sets.load(spec["prompt_set"])
+    fitted_on = judge_training_questions(spec["judge"])
+    ps.prompts = prompt_sets.first_per_topic([p for p in ps.prompts if p["question"].strip().lower() not in fitted_on],
+                                             settings.get("max_prompts_per_topic", spec.get("max_prompts_per_topic")))
     numerics = mode_precision(spec, "generation", model.device)
     with precision.autocast(numerics, model), timing.phase("generation"):
         rows = generation.sample(model, tokenizer, ps.prompts, settings, progress)

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from posttrain.io import atomic_path
@@ -38,12 +39,22 @@ def delta_sql(deltas: dict[str, float]) -> str:
     return f"SELECT * FROM (VALUES {rows}) AS t(task, delta)"
 
 
+def t_quantiles(confidence: float, max_df: int = 100) -> pd.DataFrame:
+    """Two-sided Student t quantiles at `confidence` for 1..max_df degrees of freedom (drift_over_seeds)."""
+    from scipy.stats import t
+
+    df = np.arange(1, max_df + 1)
+    return pd.DataFrame({"df": df, "t": t.ppf((1 + confidence) / 2, df), "confidence": confidence})
+
+
 def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs, checkpoints = [], []
     for path in manifests:
         m = json.loads(Path(path).read_text())
         runs.append({k: m[k] for k in ("run", "stage", "algorithm", "model", "dataset", "parent_run")}
                     | {k: m.get(k) for k in ("precision", "threads", "device")}  # how its losses were computed
+                    | {"replicate_of": m["config"].get("replicate_of", m["run"]),  # the run a seed replicates
+                       "seed": (m["config"].get("training") or {}).get("seed")}
                     | {"config_json": json.dumps(m["config"], sort_keys=True)})
         checkpoints += [{"run": m["run"], **c} for c in m["checkpoints"]]
     return pd.DataFrame(runs), pd.DataFrame(checkpoints, columns=["run", "step", "progress", "path"])
@@ -96,6 +107,8 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
         con.register("stance_ci_df", stance_ci)
         con.register("drift_ci_df", drift_ci)
         con.execute("CREATE TABLE stance_ci AS SELECT * FROM stance_ci_df")
+        con.register("t_quantiles_df", t_quantiles(confidence))
+        con.execute("CREATE TABLE t_quantiles AS SELECT * FROM t_quantiles_df")
         con.execute("CREATE TABLE drift_ci AS SELECT * FROM drift_ci_df")
         if judge_evals:
             evals, predictions = _judge_evals(judge_evals)

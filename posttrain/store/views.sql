@@ -168,3 +168,35 @@ SELECT run, step, topic, 'support' AS stance, corr(f_support, g_support) AS r_ac
 FROM paired GROUP BY ALL
 UNION ALL SELECT run, step, topic, 'neutral', corr(f_neutral, g_neutral), count(*) FROM paired GROUP BY ALL
 UNION ALL SELECT run, step, topic, 'oppose', corr(f_oppose, g_oppose), count(*) FROM paired GROUP BY ALL;
+
+-- Drift over training seeds: the runs a config replicates with `seeds:` (runs.replicate_of; a run without seeds
+-- is its own, one-seed group), per topic and for the mean over topics ('(all)'). magnitude is the mean over
+-- seeds. Its interval combines the spread between seeds with the probe's own uncertainty:
+--   half-width = sqrt((t x sd_between_seeds / sqrt(n_seeds))^2 + (mean half-width of the seeds' bootstrap intervals)^2)
+-- with t the Student quantile at the bootstrap's confidence and n_seeds - 1 degrees of freedom (table t_quantiles).
+-- The seeds share their prompts and sample seeds, so the bootstrap part is not in the spread between seeds.
+-- With one seed it is that run's bootstrap interval, and `interval` says that between-seed variance is not in it.
+CREATE OR REPLACE VIEW drift_over_seeds AS
+WITH per_run AS (
+    SELECT r.replicate_of, r.seed, d.*
+    FROM drift_all d JOIN runs r USING (run)
+), grouped AS (
+    SELECT replicate_of, topic, mode, stance, count(*) AS n_seeds, list(seed ORDER BY seed) AS seeds,
+           list(run ORDER BY run) AS runs, avg(magnitude) AS magnitude, stddev_samp(magnitude) AS sd_between_seeds,
+           avg((magnitude_hi - magnitude_lo) / 2) AS bootstrap_half_width,
+           avg(drift_time) AS drift_time, count(drift_time) AS n_seeds_with_drift_time,
+           any_value(confidence) AS confidence
+    FROM per_run GROUP BY ALL
+), widths AS (
+    SELECT g.*, CASE WHEN n_seeds > 1 THEN sqrt((t.t * sd_between_seeds / sqrt(n_seeds)) ** 2
+                                                + bootstrap_half_width ** 2)
+                     ELSE bootstrap_half_width END AS half_width
+    FROM grouped g LEFT JOIN t_quantiles t ON t.df = g.n_seeds - 1
+)
+SELECT replicate_of AS run, topic, mode, stance, n_seeds, seeds, runs, magnitude,
+       magnitude - half_width AS magnitude_lo, magnitude + half_width AS magnitude_hi,
+       magnitude - half_width > 0 OR magnitude + half_width < 0 AS significant,
+       sd_between_seeds, bootstrap_half_width, drift_time, n_seeds_with_drift_time,
+       CASE WHEN n_seeds > 1 THEN 'seeds and bootstrap'
+            ELSE 'bootstrap of one seed: between-seed variance not in it' END AS interval, confidence
+FROM widths;

@@ -18,7 +18,7 @@ def build_task(settings: dict) -> Task:
     stance = settings.get("stance", "support")
     if "judge" not in settings:
         raise TaskError("the stance task needs a judge spec (the workflow passes probes.judge)")
-    rows = labelled.load(settings.get("labelled_set", "stance-labelled-v1"))
+    rows = labelled.load(settings.get("labelled_set", labelled.DEFAULT))
     pick = [r for r in rows if r["stance"] == stance]
     train = [{"input": r["question"], "target": r["response"]} for r in pick if r["split"] == "train"]
     test = [{"input": r["question"], "target": stance} for r in pick if r["split"] == "test"]
