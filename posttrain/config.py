@@ -234,6 +234,9 @@ def _named_files(config: dict) -> list[tuple[str, str, Path]]:
             named.append((f"judges.{name}.labelled_set", "file", labelled.path_of(judge["labelled_set"])))
         if "path" in judge.get("encoder", {}):
             named.append((f"judges.{name}.encoder.path", "folder", Path(judge["encoder"]["path"])))
+    if config["probes"]["judge_eval"].get("real_answers"):
+        named.append(("probes.judge_eval.real_answers", "file",
+                      labelled.path_of(config["probes"]["judge_eval"]["real_answers"])))
     tasks = config["complexity"]["tasks"]
     if "stance" in tasks:
         named.append(("complexity.tasks.stance.labelled_set", "file",

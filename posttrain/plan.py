@@ -122,6 +122,8 @@ class Plan:
         self.judge = c["probes"]["judge"]
         self.complexity = bool(c["complexity"]["tasks"])
         self.judge_eval_split = c["probes"]["judge_eval"]["split"]
+        self.real_answers = c["probes"]["judge_eval"].get("real_answers")
+        self.judge_eval_splits = [self.judge_eval_split, *(["real"] if self.real_answers else [])]
         self.evaluated_judges = c["probes"]["judge_eval"]["judges"]
         self.exact_start_runs = [run for run in self.pref_runs if self._starts_exactly(run)]
         self.ppo_reward_models = sorted({c["pref"][r]["reward_model"] for r in self.pref_runs
@@ -297,8 +299,9 @@ class Plan:
         return {"stage": "judge-head", "judge": self.judge_spec(judge), "out": self.paths.judge_head(judge)}
 
     def _job_judge_eval(self, judge, split):
-        return {"stage": "judge-eval", "judge": self.judge_spec(judge), "split": split,
-                "out": self.paths.judge_eval(judge, split)}
+        job = {"stage": "judge-eval", "judge": self.judge_spec(judge), "split": split,
+               "out": self.paths.judge_eval(judge, split)}
+        return {**job, "real_answers": self.real_answers} if split == "real" else job
 
     def value_probe_spec(self) -> dict:
         """probes.values, with the judge in use resolved when answers are generated and judged."""
@@ -403,7 +406,8 @@ class Plan:
             "stance": [f for r in self.runs for f in self.value_probe_files(r)],
             "datasets_stance": [self.paths.dataset_stance(d) for d in sorted(self.config["datasets"])],
             "dataset_checks": [self.paths.dataset_checks(d) for d in sorted(self.config["datasets"])],
-            "judge_evals": [self.paths.judge_eval(j, self.judge_eval_split) for j in self.evaluated_judges],
+            "judge_evals": [self.paths.judge_eval(j, split) for j in self.evaluated_judges
+                            for split in self.judge_eval_splits],
             "complexity": [f for r in self.runs for f in self.complexity_files(r)],
         }
 
@@ -425,7 +429,7 @@ class Plan:
             *[b("pref", r) for r in self.pref_runs],
             *[b("reward_model", n) for n in self.ppo_reward_models],
             *[b("judge_head", j) for j in heads],
-            *[b("judge_eval", f"{j}/{self.judge_eval_split}") for j in self.evaluated_judges],
+            *[b("judge_eval", f"{j}/{split}") for j in self.evaluated_judges for split in self.judge_eval_splits],
             *[b("dataset_stance", d) for d in sorted(self.config["datasets"])],
             *[b(f"{probe}{'_pref_start' * self.copies_parent(run, step)}", f"{run}/step-{step}")
               for probe in ["value_probe", *["complexity_probe"] * self.complexity]

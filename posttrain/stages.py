@@ -167,7 +167,7 @@ def judge_head(job: dict) -> str:
 def judge_eval(job: dict) -> str:
     from posttrain.judges import evaluate
 
-    result, frame = evaluate.evaluate(job["judge"], job["split"])
+    result, frame = evaluate.evaluate(job["judge"], job["split"], real_answers=job.get("real_answers"))
     evaluate.write(result, frame, job["out"])
     return f"{evaluate.report(result)}\n-> {job['out']}"
 

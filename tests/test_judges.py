@@ -112,3 +112,18 @@ def test_judge_eval_command_prints_and_writes_the_scores(tmp_path, capsys, tiny_
     assert (tmp_path / "results" / "judges" / "tiny-head" / "head.json").is_file()  # fitted on the way
     with pytest.raises(SystemExit, match="judge 'gpt-9' is not defined under judges"):
         cli(["judge-eval", "--config", str(config), "--judge", "gpt-9"])
+
+
+def test_brier_and_expected_calibration_error_by_hand():
+    # support judged 0.8 (right, confidence 0.8); neutral judged support at 0.5 (wrong, confidence 0.5)
+    probs = np.array([[0.8, 0.1, 0.1], [0.5, 0.3, 0.2]])
+    got = evaluate.calibration(["support", "neutral"], probs)
+    assert got["brier"] == pytest.approx(((0.04 + 0.01 + 0.01) + (0.25 + 0.49 + 0.04)) / 2)
+    assert got["ece"] == pytest.approx((abs(1 - 0.8) + abs(0 - 0.5)) / 2)  # two bins of one item each
+    perfect = evaluate.calibration(["oppose"], np.array([[0.0, 0.0, 1.0]]))
+    assert perfect == {"brier": 0.0, "ece": 0.0}
+
+
+def test_the_real_answer_split_needs_its_labelled_set():
+    with pytest.raises(labelled.LabelledSetError, match="real_answers"):
+        evaluate.evaluate({"name": "x", "kind": "embedding"}, "real")

@@ -66,7 +66,8 @@ def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
     for path in paths:
         e = json.loads(Path(path).read_text())
         base = {"judge": e["judge"], "kind": e["kind"], "split": e["split"], "precision": e.get("precision")}
-        rows += [{**base, "metric": m, "stance": None, "value": e[m]} for m in ("macro_f1", "accuracy", "n")]
+        rows += [{**base, "metric": m, "stance": None, "value": e[m]}
+                 for m in ("macro_f1", "accuracy", "n", "brier", "ece") if m in e]
         rows += [{**base, "metric": m, "stance": s, "value": v}
                  for s, per in e["per_class"].items() for m, v in per.items()]
         if e.get("macro_f1_hedged") is not None:
