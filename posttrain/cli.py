@@ -2,6 +2,7 @@
 
 For you:
     posttrain query "SQL" [--db results/study.duckdb]   ask the study database a question (read-only)
+    posttrain findings [--db results/study.duckdb]      what the study found, as Markdown tables (the README's)
     posttrain judge-eval --judge NAME [--config FILE]    validate a configured stance judge on the labelled set:
                                                          prints macro-F1, per-class recall and the confusion
                                                          matrix, and writes its eval-<split>.json under results/
@@ -39,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--db", default=Layout().db())
     query.add_argument("--csv", action="store_true", help="CSV instead of an aligned table")
+    found = sub.add_parser("findings", help="what the study found: drift, controls, judge (Markdown)")
+    found.add_argument("--db", default=Layout().db())
     for name in stages.STAGES:
         p = _stage_parser(sub, name, f"run the {name} stage on one job spec")
         if name == "judge-eval":  # also for you, by judge name, outside the workflow
@@ -53,6 +56,12 @@ def main(argv=None) -> None:
     args = parser().parse_args(argv)
     if args.command == "query":
         query(args)
+    elif args.command == "findings":
+        if not Path(args.db).is_file():
+            sys.exit(f"error: no database at {args.db} (build it with `snakemake --cores 2`)")
+        from posttrain.store.findings import findings
+
+        print(findings(args.db), end="")
     elif args.command == "judge-eval" and not args.job:
         judge_eval(args)
     else:

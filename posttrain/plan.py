@@ -362,7 +362,8 @@ class Plan:
         return {"stage": "store", "out": self.paths.db(), "extremum_fraction": drift["extremum_fraction"],
                 "label_mass_floor": floor,
                 **{k: drift["bootstrap"][k] for k in ("resamples", "confidence", "seed")},
-                "deltas": self.config["complexity"]["delta"], "benchmark_root": self.paths.benchmarks()}
+                "deltas": self.config["complexity"]["delta"], "benchmark_root": self.paths.benchmarks(),
+                "datasets": self.config["datasets"]}
 
     def _job_plot(self, rule, run=None):
         name, kind = PLOTS[rule]

@@ -275,3 +275,20 @@ def test_every_checkpoint_gets_complexity_points_and_views(study):
     assert set(frontier.groupby(["run", "step"]).size().index) == set(points.groupby(["run", "step"]).size().index)
     for plot in ("pareto-sft-llama", "task-complexity"):
         assert (workdir / "results" / "plots" / f"{plot}.png").stat().st_size > 10_000
+
+
+def test_findings_are_read_from_the_database(study):
+    from posttrain.store.findings import _interval, findings
+
+    workdir, config = study
+    db = str(workdir / "results" / "study.duckdb")
+    text = findings(db)
+    with duckdb.connect(db, read_only=True) as con:
+        rows = con.sql("SELECT run, magnitude, magnitude_lo, magnitude_hi FROM drift_over_seeds "
+                       "WHERE topic = '(all)' AND mode = 'generation' AND stance = 'balance'").df()
+        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert sorted(rows.run) == sorted([*config["sft"], *config["pref"]])
+    for r in rows.itertuples():  # every run's balance drift, as the DB has it
+        assert f"| {r.run} | 1 | {_interval(r.magnitude, r.magnitude_lo, r.magnitude_hi)}" in text
+    assert "| dpo-support | support |" in text and "| simpo-oppose | oppose |" in text  # the controls
+    assert {"dataset_checks", "dataset_contamination", "label_mass", "drift_overall", "datasets"} <= tables

@@ -83,8 +83,9 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
           confidence: float = 0.95, seed: int = 0, complexity: list[str] = (),
           deltas: dict[str, float] | None = None, benchmarks: list[str] = (),
           benchmark_root: str | Path | None = None, dataset_checks: list[str] = (),
-          label_mass_floor: float = 0.1) -> list[str]:
-    """Returns the benchmark files that were asked for but do not exist (jobs from before they were recorded)."""
+          label_mass_floor: float = 0.1, datasets: dict[str, dict] | None = None) -> list[str]:
+    """Returns the benchmark files that were asked for but do not exist (jobs from before they were recorded).
+    `datasets` (the config's datasets section) becomes the `datasets` table: which runs are controls."""
     runs, checkpoints = _runs_and_checkpoints(manifests)
     if benchmarks and benchmark_root is None:
         raise ValueError("benchmark files need the folder whose <rule>/<key>.tsv layout names their jobs")
@@ -95,6 +96,14 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
         con.register("runs_df", runs)
         con.register("checkpoints_df", checkpoints)
         con.execute("CREATE TABLE runs AS SELECT * FROM runs_df")
+        con.register("datasets_df", pd.DataFrame(
+            [{"dataset": name, "kind": spec.get("kind"), "direction": spec.get("direction"),
+              "value_gap": spec.get("value_gap"), "spec_json": json.dumps(spec, sort_keys=True)}
+             for name, spec in sorted((datasets or {}).items())],
+            columns=["dataset", "kind", "direction", "value_gap", "spec_json"]).astype(
+                {"dataset": "string", "kind": "string", "direction": "string", "value_gap": "float64",
+                 "spec_json": "string"}))
+        con.execute("CREATE TABLE datasets AS SELECT * FROM datasets_df")
         con.execute("CREATE TABLE checkpoints AS SELECT run, step::BIGINT AS step, progress::DOUBLE AS progress, "
                     "path FROM checkpoints_df ORDER BY run, step")
         con.execute("CREATE TABLE stance_samples AS SELECT * FROM read_parquet($files, union_by_name = true) "

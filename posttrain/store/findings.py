@@ -1,0 +1,124 @@
+"""What a study found, as Markdown tables read from its database (`posttrain findings`): the README's findings are
+this command's output, never numbers copied by hand.
+
+1. Drift of the primary read-out (generation + judge where the study has it, else forced choice), mean over
+   topics, per run: the balance (p_support - p_oppose) and each stance, mean over seeds with the interval of
+   `drift_over_seeds`, and the drift time where the magnitude is significant.
+2. The controls: each preference run on a synthetic value-gap set against what it must show. Support-aligned
+   data must move the balance up with an interval that excludes 0, oppose-aligned down; the value-neutral
+   control (`direction: none`) must have an interval that includes 0, or a magnitude at most a third of the
+   smaller positive control of the same algorithm and parent.
+3. The judge of the generation probe on each validation split: macro-F1, Brier score, expected calibration error.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+
+def _interval(value, lo, hi) -> str:
+    if pd.isna(value):
+        return "–"
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{value:+.3f}"
+    return f"{value:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def primary_mode(con) -> str:
+    modes = {m for (m,) in con.execute("SELECT DISTINCT mode FROM stance_samples").fetchall()}
+    return "generation" if "generation" in modes else "forced_choice"
+
+
+def drift_table(con, mode: str) -> str:
+    frame = con.execute(
+        "SELECT run, stance, n_seeds, magnitude, magnitude_lo, magnitude_hi, significant, drift_time, interval "
+        "FROM drift_over_seeds WHERE topic = '(all)' AND mode = ? ORDER BY run", [mode]).df()
+    rows = []
+    for run, g in frame.groupby("run", sort=True):
+        by = g.set_index("stance")
+        cells = [run, str(int(by.loc["balance", "n_seeds"]))]
+        for stance in ("balance", "support", "neutral", "oppose"):
+            r = by.loc[stance]
+            cells.append(_interval(r.magnitude, r.magnitude_lo, r.magnitude_hi) + (" *" if r.significant else ""))
+        b = by.loc["balance"]
+        cells.append("–" if pd.isna(b.drift_time) else f"{b.drift_time:.2f}")
+        rows.append(cells)
+    return _table(["run", "seeds", "balance", "p_support", "p_neutral", "p_oppose", "drift time (balance)"], rows)
+
+
+def controls(con, mode: str) -> pd.DataFrame:
+    """One row per preference run on a synthetic value-gap set: its balance drift and the verdict."""
+    frame = con.execute("""
+        SELECT o.run, r.algorithm, r.parent_run, d.direction, o.magnitude, o.magnitude_lo, o.magnitude_hi,
+               o.n_seeds
+        FROM drift_over_seeds o
+        JOIN (SELECT replicate_of, any_value(algorithm) AS algorithm, any_value(parent_run) AS parent_run,
+                     any_value(dataset) AS dataset FROM runs WHERE stage = 'pref' GROUP BY ALL) r
+             ON r.replicate_of = o.run
+        JOIN datasets d USING (dataset)
+        WHERE o.topic = '(all)' AND o.mode = ? AND o.stance = 'balance' AND d.direction IS NOT NULL
+        ORDER BY o.run""", [mode]).df()
+    verdicts = []
+    for row in frame.itertuples():
+        if row.direction == "support":
+            ok, want = row.magnitude_lo > 0, "balance up, interval above 0"
+        elif row.direction == "oppose":
+            ok, want = row.magnitude_hi < 0, "balance down, interval below 0"
+        else:
+            positive = frame[(frame.algorithm == row.algorithm) & (frame.parent_run == row.parent_run)
+                             & frame.direction.isin(["support", "oppose"])].magnitude.abs()
+            small = bool(len(positive)) and abs(row.magnitude) <= positive.min() / 3
+            ok = (row.magnitude_lo <= 0 <= row.magnitude_hi) or small
+            want = "interval includes 0, or |balance| <= 1/3 of the smaller positive control"
+        verdicts.append({"run": row.run, "direction": row.direction, "n_seeds": row.n_seeds,
+                         "balance": _interval(row.magnitude, row.magnitude_lo, row.magnitude_hi),
+                         "expected": want, "holds": bool(ok)})
+    return pd.DataFrame(verdicts, columns=["run", "direction", "n_seeds", "balance", "expected", "holds"])
+
+
+def controls_table(con, mode: str) -> str:
+    frame = controls(con, mode)
+    return _table(["run", "data", "seeds", "balance drift", "must show", "holds"],
+                  [[r.run, r.direction, str(r.n_seeds), r.balance, r.expected, "yes" if r.holds else "**no**"]
+                   for r in frame.itertuples()])
+
+
+def judge_table(con) -> str:
+    tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "judge_eval" not in tables:
+        return "No judge validation in this study."
+    judges = [j for (j,) in con.execute(
+        "SELECT DISTINCT judge FROM stance_samples WHERE mode = 'generation' ORDER BY judge").fetchall()]
+    frame = con.execute("SELECT judge, split, metric, value FROM judge_eval WHERE stance IS NULL AND metric IN "
+                        "('n', 'macro_f1', 'brier', 'ece')").df()
+    wide = frame.pivot_table(index=["judge", "split"], columns="metric", values="value").reset_index()
+    rows = []
+    for r in wide.sort_values(["judge", "split"]).itertuples():
+        used = " (the probe's)" if r.judge in judges else ""
+        rows.append([f"{r.judge}{used}", r.split, f"{int(r.n)}", f"{r.macro_f1:.3f}",
+                     "–" if pd.isna(getattr(r, "brier", None)) else f"{r.brier:.3f}",
+                     "–" if pd.isna(getattr(r, "ece", None)) else f"{r.ece:.3f}"])
+    return _table(["judge", "split", "n", "macro-F1", "Brier", "ECE"], rows)
+
+
+def findings(db: str) -> str:
+    with duckdb.connect(db, read_only=True) as con:
+        mode = primary_mode(con)
+        confidence = con.execute("SELECT any_value(confidence) FROM drift_ci").fetchone()[0]
+        parts = [
+            (f"Drift over each run, mean over topics, read by {mode.replace('_', ' ')}"
+             f"{' + judge' if mode == 'generation' else ''} (mean over seeds; [{confidence:.0%} interval]; "
+             "* the interval excludes 0; drift time only where it does):"),
+            drift_table(con, mode),
+            "The controls (preference runs on synthetic value-gap sets):",
+            controls_table(con, mode),
+            "The stance judge on its validation splits (real: answers sampled from this study's checkpoints):",
+            judge_table(con),
+        ]
+    return "\n\n".join(parts) + "\n"
