@@ -116,15 +116,17 @@ def test_numpy_metrics_agree_with_the_drift_view():
                              "sample_id": 0, "p_support": v[i], "p_neutral": 1 - v[i], "p_oppose": 0.0}
                             for t, v in curves.items() for i, s in enumerate(steps)])
     con.register("samples_df", samples)
-    con.execute("CREATE TABLE stance_samples AS SELECT *, 1.0 AS label_mass, p_support AS raw_p_support, "
+    con.execute("CREATE TABLE stance_samples AS SELECT *, 'j' AS judge, 1.0 AS label_mass, p_support AS raw_p_support, "
                 "p_neutral AS raw_p_neutral, p_oppose AS raw_p_oppose FROM samples_df")
     stance_ci, drift_ci = intervals(samples, 100, 0.95, 0.9)
     con.register("stance_ci", stance_ci)
     con.register("drift_ci", drift_ci)
-    from posttrain.store.build import VIEWS, t_quantiles
+    from posttrain.store.build import VIEWS, judge_correction, t_quantiles
 
-    con.execute("CREATE TABLE runs AS SELECT 'r' AS run, 'r' AS replicate_of, 0 AS seed")
+    con.execute("CREATE TABLE runs AS SELECT 'r' AS run, 'r' AS replicate_of, 0 AS seed")  # what the views join
     con.register("t_quantiles", t_quantiles(0.95))
+    con.register("judge_correction", judge_correction(
+        pd.DataFrame(columns=["judge", "split", "stance", "p_support", "p_neutral", "p_oppose"])))
 
     con.execute(VIEWS.read_text().format(extremum_fraction=0.9, label_mass_floor=0.1))
     view = con.execute("SELECT topic, magnitude, significant, drift_time, drift_time_settled, drift_time_null_reason "

@@ -183,3 +183,32 @@ def test_drift_over_seeds_combines_the_replicates_by_hand(tmp_path):
     s = rows.loc["s"]
     assert s.n_seeds == 1 and (s.magnitude_lo, s.magnitude_hi) == pytest.approx((0.25, 0.25))
     assert s.interval.startswith("bootstrap of one seed")
+
+
+def test_judge_confusion_correction_recovers_a_planted_distribution(tmp_path):
+    # the judge's mean verdict on labelled answers of each true stance (rows) -> C; a topic whose true stance
+    # distribution is pi is judged, on average, q = pi C; the corrected view must give pi back
+    C = {"support": (0.8, 0.1, 0.1), "neutral": (0.1, 0.8, 0.1), "oppose": (0.3, 0.1, 0.6)}
+    pi = (0.2, 0.5, 0.3)
+    q = [sum(pi[t] * C[s][j] for t, s in enumerate(C)) for j in range(3)]
+    manifests, stance = fixture(tmp_path)
+    step0 = pd.read_parquet(stance[0])
+    row = {**step0.iloc[0].to_dict(), "topic": "g", "mode": "generation", "judge": "head",
+           "p_support": q[0], "p_neutral": q[1], "p_oppose": q[2]}
+    pd.concat([step0, pd.DataFrame([row])]).astype({"response": "string"}).to_parquet(stance[0])
+    judges = tmp_path / "judges"
+    judges.mkdir()
+    (judges / "eval-real.json").write_text(json.dumps({
+        "judge": "head", "kind": "lm_head", "split": "real", "macro_f1": 0.7, "accuracy": 0.7, "n": 6,
+        "per_class": {s: {"recall": 0.7} for s in C}}))
+    predictions = pd.DataFrame([{"judge": "head", "id": f"{s}{k}", "split": "real", "stance": s,
+                                 **{f"p_{j}": C[s][i] + (0.05 if k else -0.05) * (i - 1) for i, j in enumerate(C)}}
+                                for s in C for k in (0, 1)])  # two answers per true stance, their mean is C's row
+    predictions["predicted"] = predictions[["p_support", "p_neutral", "p_oppose"]].idxmax(axis=1).str[2:]
+    predictions.to_parquet(judges / "predictions-real.parquet")
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, stance, judge_evals=[str(judges / "eval-real.json")])
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = con.sql("SELECT * FROM stance_by_topic_corrected WHERE topic = 'g'").df().iloc[0]
+    assert got.corrected_with == "real"
+    assert (got.p_support, got.p_neutral, got.p_oppose) == pytest.approx(pi)

@@ -16,11 +16,13 @@ import numpy as np
 import pandas as pd
 
 from posttrain.io import atomic_path
+from posttrain.stances import STANCES
 from posttrain.store import job_benchmarks
 from posttrain.store.bootstrap import COLUMNS as BOOTSTRAP_COLUMNS
 from posttrain.store.bootstrap import intervals
 
 VIEWS = Path(__file__).with_name("views.sql")
+BOOTSTRAP_P = [f"p_{s}" for s in STANCES]
 # Value-probe columns the views read that older probe files lack (NULL there).
 OPTIONAL_SAMPLE_COLUMNS = {"label_mass": "DOUBLE", "raw_p_support": "DOUBLE", "raw_p_neutral": "DOUBLE",
                            "raw_p_oppose": "DOUBLE", "n_orders": "BIGINT", "calibration": "VARCHAR"}
@@ -58,6 +60,26 @@ def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFr
                     | {"config_json": json.dumps(m["config"], sort_keys=True)})
         checkpoints += [{"run": m["run"], **c} for c in m["checkpoints"]]
     return pd.DataFrame(runs), pd.DataFrame(checkpoints, columns=["run", "step", "progress", "path"])
+
+
+def judge_correction(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per judge and validation split, the inverse of its soft confusion matrix C[true, judged] (the mean
+    judged probability of each stance over the labelled answers of each true stance): a topic's mean judged
+    distribution q is q = pi C for its true one pi, so pi = q C^-1 (weight[judged, true] below). Skipped where
+    a stance has no labelled answers or C is near singular (condition number above 100)."""
+    rows = []
+    for (judge, split), g in predictions.groupby(["judge", "split"], sort=True):
+        if set(g["stance"]) != set(STANCES):
+            continue
+        confusion = np.stack([g.loc[g["stance"] == t, [f"p_{j}" for j in STANCES]].to_numpy(float).mean(axis=0)
+                              for t in STANCES])
+        if np.linalg.cond(confusion) > 100:
+            continue
+        inverse = np.linalg.inv(confusion)
+        rows += [{"judge": judge, "split": split, "judged": j, "true_stance": t, "weight": float(inverse[a, b])}
+                 for a, j in enumerate(STANCES) for b, t in enumerate(STANCES)]
+    return pd.DataFrame(rows, columns=["judge", "split", "judged", "true_stance", "weight"]).astype(
+        {"judge": "string", "split": "string", "judged": "string", "true_stance": "string", "weight": "float64"})
 
 
 def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -127,6 +149,11 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
             con.execute("CREATE TABLE judge_predictions AS SELECT * FROM read_parquet($files, union_by_name = true)",
                         {"files": predictions})
             con.execute(JUDGE_VIEWS.read_text())
+        correction = judge_correction(con.sql("SELECT judge, split, stance, p_support, p_neutral, p_oppose FROM "
+                                              "judge_predictions").df() if judge_evals else
+                                      pd.DataFrame(columns=["judge", "split", "stance", *BOOTSTRAP_P]))
+        con.register("judge_correction_df", correction)
+        con.execute("CREATE TABLE judge_correction AS SELECT * FROM judge_correction_df")
         if complexity:
             con.execute("CREATE TABLE complexity_points AS SELECT * FROM read_parquet($files, union_by_name = true) "
                         "ORDER BY run, step, task, bits", {"files": [str(f) for f in complexity]})

@@ -200,3 +200,28 @@ SELECT replicate_of AS run, topic, mode, stance, n_seeds, seeds, runs, magnitude
        CASE WHEN n_seeds > 1 THEN 'seeds and bootstrap'
             ELSE 'bootstrap of one seed: between-seed variance not in it' END AS interval, confidence
 FROM widths;
+
+-- The generation read-out per topic corrected for its judge's confusion (table judge_correction: the inverse of
+-- the judge's soft confusion matrix on its validation answers; the real answers where it was validated on them).
+-- A judge that calls 21 % of opposing answers support inflates p_support and deflates p_oppose; this undoes
+-- that on average. Raw means (stance_by_topic) stay the default: the correction carries the validation set's
+-- own sampling error, and can leave [0, 1] where the judge is unsure.
+CREATE OR REPLACE VIEW stance_by_topic_corrected AS
+WITH judged AS (
+    SELECT run, step, topic, judge, 'support' AS judged, avg(p_support) AS value
+    FROM stance_samples WHERE mode = 'generation' GROUP BY ALL
+    UNION ALL SELECT run, step, topic, judge, 'neutral', avg(p_neutral)
+    FROM stance_samples WHERE mode = 'generation' GROUP BY ALL
+    UNION ALL SELECT run, step, topic, judge, 'oppose', avg(p_oppose)
+    FROM stance_samples WHERE mode = 'generation' GROUP BY ALL
+), source AS (
+    SELECT judge, CASE WHEN bool_or(split = 'real') THEN 'real' ELSE min(split) END AS split
+    FROM judge_correction GROUP BY judge
+)
+SELECT q.run, q.step, q.topic, q.judge, s.split AS corrected_with,
+       sum(q.value * c.weight) FILTER (c.true_stance = 'support') AS p_support,
+       sum(q.value * c.weight) FILTER (c.true_stance = 'neutral') AS p_neutral,
+       sum(q.value * c.weight) FILTER (c.true_stance = 'oppose') AS p_oppose
+FROM judged q JOIN source s USING (judge)
+    JOIN judge_correction c ON c.judge = q.judge AND c.split = s.split AND c.judged = q.judged
+GROUP BY ALL;
