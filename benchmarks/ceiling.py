@@ -307,7 +307,7 @@ def forced_setup(model, tokenizer, ps, batch_size: int) -> dict:
     """The token bookkeeping score() does (same helpers, same order): prefix length, label sequences, batches."""
     seqs = forced_choice.label_sequences(tokenizer, ps.labels)
     flat = [s for label in forced_choice.STANCES for s in seqs[label]]
-    rendered = [forced_choice.chat_prompt(tokenizer, ps.instruction.format(**p)) for p in ps.prompts]
+    rendered = [forced_choice.chat_prompt(tokenizer, ps.render().format(**p)) for p in ps.prompts]
     add_special = rendered[0][1] == "plain"
     ids = [tokenizer.encode(text, add_special_tokens=add_special) for text, _ in rendered]
     plen = forced_choice._common_prefix(ids)

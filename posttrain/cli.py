@@ -47,7 +47,8 @@ def parser() -> argparse.ArgumentParser:
         if name == "judge-eval":  # also for you, by judge name, outside the workflow
             p.add_argument("--judge", help="a key of the config's judges (default: probes.judge)")
             p.add_argument("--config", default="config/config.yaml")
-            p.add_argument("--split", choices=["train", "dev", "test"], default="test")
+            p.add_argument("--split", choices=["train", "dev", "test", "real"], default="test",
+                           help="real: the config's probes.judge_eval.real_answers set")
             p.add_argument("--results", default=Layout().root, help="the study's results folder")
     return top
 

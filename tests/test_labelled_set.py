@@ -1,4 +1,5 @@
-"""The labelled stance set that validates the judges: format, balance, and splits that never share a question."""
+"""The labelled stance sets that validate the judges: format, balance, and splits that never share a question;
+the real-answer set's provenance."""
 
 import collections
 import json
@@ -10,6 +11,7 @@ from posttrain.probes import prompt_sets
 from posttrain.stances import STANCES
 
 TOPICS = {p["topic"] for p in prompt_sets.load("values-v1").prompts}
+REAL = "stance-real-v1"  # real answers from the default study's checkpoints, labelled by reading
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +67,16 @@ def test_a_bad_row_is_named(tmp_path):
     bad.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "y", "split": "dev"}) + "\n")
     with pytest.raises(labelled.LabelledSetError, match="in two splits"):
         labelled.load(str(bad))
+
+
+def test_the_real_answer_set_covers_the_checkpoints_it_must_and_never_a_judges_training_question():
+    real = [json.loads(line) for line in labelled.path_of(REAL).read_text().splitlines()]
+    rows = labelled.load(REAL)  # the format the judges read
+    assert len(rows) == len(real) >= 150 and len({r["id"] for r in rows}) == len(rows)
+    where = {(r["run"], r["step"]) for r in real}
+    assert {("sft-valuemix", 0), ("sft-valuemix", 60), ("dpo-support-seed0", 16), ("dpo-oppose-seed0", 16)} <= where
+    assert all(r["label_note"] for r in real)  # every label says why
+    trained = {r["question"] for r in labelled.load(labelled.DEFAULT, ("train",))}
+    assert not trained & {r["question"] for r in rows}  # the generation probe skips those questions
+    probe = {p["id"]: p for p in prompt_sets.load("values-v1").prompts}
+    assert all(probe[r["prompt_id"]]["question"] == r["question"] for r in rows)
