@@ -75,7 +75,7 @@ def controls(con, mode: str) -> pd.DataFrame:
                              & frame.direction.isin(["support", "oppose"])].magnitude.abs()
             small = bool(len(positive)) and abs(row.magnitude) <= positive.min() / 3
             ok = (row.magnitude_lo <= 0 <= row.magnitude_hi) or small
-            want = "interval includes 0, or |balance| <= 1/3 of the smaller positive control"
+            want = "interval includes 0, or a balance drift at most 1/3 of the smaller positive control"
         verdicts.append({"run": row.run, "direction": row.direction, "n_seeds": row.n_seeds,
                          "balance": _interval(row.magnitude, row.magnitude_lo, row.magnitude_hi),
                          "expected": want, "holds": bool(ok)})
