@@ -19,4 +19,4 @@ wildcard_constraints:
     name=one_of(PLAN.config["reward_models"]),
     judge=one_of(PLAN.config["judges"]),
     model=one_of(PLAN.config["models"]),
-    split="train|dev|test",
+    split="train|dev|test|real",
