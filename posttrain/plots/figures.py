@@ -116,9 +116,10 @@ def stance_shares(db: str, out: str) -> None:
 
 def compare_algorithms(db: str, out: str) -> None:
     # the primary read-out (generation + judge) where the study has it; forced choice otherwise
+    from posttrain.store.findings import primary_mode
+
     with duckdb.connect(db, read_only=True) as con:
-        modes = {m for (m,) in con.execute("SELECT DISTINCT mode FROM drift").fetchall()}
-        mode = "generation" if "generation" in modes else "forced_choice"
+        mode = primary_mode(con)
         frame = con.execute(
             "SELECT r.algorithm, r.dataset AS condition, d.topic, d.stance, d.magnitude "
             "FROM drift d JOIN runs r USING (run) WHERE r.stage = 'pref' AND d.mode = ? "
