@@ -93,6 +93,21 @@ def test_drift_time_follows_the_sign_and_needs_a_significant_magnitude(tmp_path)
     assert d.loc["flat", "drift_time_null_reason"] == "the curve never moves"
 
 
+def test_a_run_probed_at_its_first_and_last_step_only_gets_no_drift_time(tmp_path):
+    manifests, stance = fixture(tmp_path)
+    manifest = json.loads(open(manifests[0]).read())
+    manifest["checkpoints"] = [c for c in manifest["checkpoints"] if c["step"] in (0, 40)]
+    open(manifests[0], "w").write(json.dumps(manifest))
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, [p for p in stance if p.endswith(("step-0.parquet", "step-40.parquet"))])
+    with duckdb.connect(str(db), read_only=True) as con:
+        d = con.sql("SELECT * FROM drift WHERE topic = 'a' AND stance = 'support'").df().iloc[0]
+    # 0.2 -> 0.79 over two prompts whose intervals do not meet: significant, but the time is 1 by construction
+    assert d.n_checkpoints == 2 and d.magnitude == pytest.approx(0.59) and d.significant
+    assert d.reached_step == 40 and pd.isna(d.drift_time) and pd.isna(d.drift_time_settled)
+    assert d.drift_time_null_reason.startswith("two checkpoints")
+
+
 def test_a_checkpoint_below_the_label_mass_floor_is_flagged_and_gets_no_drift_time(tmp_path):
     manifests, stance = fixture(tmp_path)
     mass = {0: 0.3, 10: 0.04, 20: 0.2, 40: 0.25}  # topic a's label mass: step 10 is below the 0.1 floor

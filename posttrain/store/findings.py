@@ -39,6 +39,10 @@ def drift_table(con, mode: str) -> str:
     frame = con.execute(
         "SELECT run, stance, n_seeds, magnitude, magnitude_lo, magnitude_hi, significant, drift_time, interval "
         "FROM drift_over_seeds WHERE topic = '(all)' AND mode = ? ORDER BY run", [mode]).df()
+    # a run probed at its first and last step only has no drift time (1 by construction): say so in the cell
+    n_checkpoints = dict(con.execute(
+        "SELECT coalesce(r.replicate_of, r.run), min(n) FROM runs r "
+        "JOIN (SELECT run, count(*) AS n FROM checkpoints GROUP BY run) c USING (run) GROUP BY ALL").fetchall())
     rows = []
     for run, g in frame.groupby("run", sort=True):
         by = g.set_index("stance")
@@ -47,7 +51,8 @@ def drift_table(con, mode: str) -> str:
             r = by.loc[stance]
             cells.append(_interval(r.magnitude, r.magnitude_lo, r.magnitude_hi) + (" *" if r.significant else ""))
         b = by.loc["balance"]
-        cells.append("–" if pd.isna(b.drift_time) else f"{b.drift_time:.2f}")
+        two = n_checkpoints.get(run) == 2
+        cells.append(f"{b.drift_time:.2f}" if pd.notna(b.drift_time) else "– (2 checkpoints)" if two else "–")
         rows.append(cells)
     return _table(["run", "seeds", "balance", "p_support", "p_neutral", "p_oppose", "drift time (balance)"], rows)
 

@@ -66,7 +66,8 @@ FROM (SELECT run, step, progress, mode, stance, avg(value) AS value, count(*) AS
 --                         (1 - {extremum_fraction}) x |change at the extremum| of its final value: a spike that
 --                         passes the threshold early and falls back does not count
 -- Both drift times (and their intervals) are given only where `significant`: the time a curve takes to reach
--- a change that may be noise is noise. Elsewhere they are NULL and drift_time_null_reason says why;
+-- a change that may be noise is noise. A run probed at its first and last step only has no drift time either:
+-- it would be 1 by construction. Elsewhere they are NULL and drift_time_null_reason says why;
 -- reached_step and settled_step keep the unscreened steps.
 -- drift_all holds both; drift (per topic) and drift_overall (topic '(all)', the mean over topics) split it.
 CREATE OR REPLACE VIEW drift_all AS
@@ -113,7 +114,7 @@ WITH curves AS (
     FROM (SELECT run, step, avg(mean_label_mass) AS mass FROM label_mass GROUP BY ALL) GROUP BY ALL
 ), screened AS (
     SELECT *, ci.magnitude_lo > 0 OR ci.magnitude_hi < 0 AS significant,
-           coalesce(low_label_mass_checkpoints, 0) = 0 AS timed
+           coalesce(low_label_mass_checkpoints, 0) = 0 AND n_checkpoints > 2 AS timed
     FROM per_curve LEFT JOIN extremum USING (run, topic, mode, stance) LEFT JOIN reached USING (run, topic, mode, stance)
         LEFT JOIN settled USING (run, topic, mode, stance) LEFT JOIN drift_ci ci USING (run, topic, mode, stance)
         LEFT JOIN low_mass USING (run, topic, mode)
@@ -130,6 +131,7 @@ SELECT run, topic, mode, stance,
        CASE WHEN significant AND timed THEN drift_time_settled_hi END AS drift_time_settled_hi,
        CASE WHEN max_abs_change = 0 THEN 'the curve never moves'
             WHEN n_checkpoints < 2 THEN 'one checkpoint'
+            WHEN n_checkpoints = 2 THEN 'two checkpoints: the curve reaches its change at the last one by construction'
             WHEN NOT timed THEN 'forced choice: label mass below the floor at ' || low_label_mass_checkpoints
                                 || ' checkpoint(s) (view label_mass)'
             WHEN significant IS NULL THEN 'no interval for the magnitude (no bootstrap rows)'
