@@ -1,7 +1,7 @@
 """The reference work's tasks, loaded from the hub on a cluster (weights and data in the HF cache).
 
 gsm8k         train: openai/gsm8k main train; test: main test; exact match of the final number
-flores-en-fr  train: the dev split; test: devtest (facebook/flores eng_Latn-fra_Latn); corpus BLEU / 100
+flores-en-fr  train: the dev split; test: devtest (facebook/flores eng_Latn-fra_Latn); mean sentence BLEU / 100
 ifeval        test: google/IFEval prompts whose instructions posttrain.complexity.tasks.ifeval can check;
               train: none shipped (in-context and prequential programs need `train_jsonl`); loose accuracy
 """
@@ -37,8 +37,7 @@ def gsm8k(settings: dict) -> Task:
                 for r in data.select(range(min(n, len(data))))]
 
     def score(predictions, examples):
-        return sum(_final_number(p.split("Question:")[0]) == e["target"]
-                   for p, e in zip(predictions, examples)) / len(examples)
+        return [float(_final_number(p.split("Question:")[0]) == e["target"]) for p, e in zip(predictions, examples)]
 
     return Task("gsm8k", "Solve the math problem. End with the final number.\n\n",
                 rows("train", settings.get("n_train", 1024)), rows("test", settings.get("n_test", 1319)),
@@ -53,9 +52,9 @@ def flores_en_fr(settings: dict) -> Task:
         return [{"input": r["sentence_eng_Latn"], "target": r["sentence_fra_Latn"]}
                 for r in data.select(range(min(n, len(data))))]
 
-    def score(predictions, examples):
+    def score(predictions, examples):  # sentence BLEU per item, so the score has an interval over items
         hyps = [p.strip().splitlines()[0] if p.strip() else "" for p in predictions]
-        return sacrebleu.corpus_bleu(hyps, [[e["target"] for e in examples]]).score / 100
+        return [sacrebleu.sentence_bleu(h, [e["target"]]).score / 100 for h, e in zip(hyps, examples)]
 
     return Task("flores-en-fr", "Translate the English sentence into French.\n\n",
                 rows("dev", settings.get("n_train", 997)), rows("devtest", settings.get("n_test", 1012)),
@@ -75,4 +74,4 @@ def ifeval(settings: dict) -> Task:
         train = [row for _, row in read_jsonl_rows(settings["train_jsonl"], TaskError)]
     return Task("ifeval", "Follow every instruction in the request exactly.\n\n", train,
                 test[: settings.get("n_test", len(test))], ifeval_checks.loose_accuracy,
-                max_new_tokens=settings.get("max_new_tokens", 512))
+                max_new_tokens=settings.get("max_new_tokens", 512), item_weights=ifeval_checks.n_instructions)
