@@ -281,7 +281,11 @@ def test_cluster_task_loaders_and_scorers_on_local_rows(monkeypatch):
     from posttrain.complexity.tasks import hub
 
     rows = {
-        ("openai/gsm8k", "train"): [{"question": "1+1?", "answer": "1+1=2\n#### 2"}],
+        ("openai/gsm8k", "train"): [{"question": "1+1?", "answer": "1+1=<<1+1=2>>2\n#### 2"}],
+        ("meta-math/MetaMathQA", "train"): [
+            {"query": "What is 3+4?", "response": "3+4=7. The answer is: 7", "type": "GSM_AnsAug"},
+            {"query": "Find x.", "response": "x=1. The answer is: 1", "type": "MATH_AnsAug"},
+            {"query": "What is 2*5?", "response": "2*5=10. The answer is: 10", "type": "GSM_Rephrased"}],
         ("openai/gsm8k", "test"): [{"question": "2+2?", "answer": "so\n#### 4"},
                                    {"question": "10*100?", "answer": "#### 1,000"}],
         ("facebook/flores", "dev"): [{"sentence_eng_Latn": "Hello.", "sentence_fra_Latn": "Bonjour."}],
@@ -296,7 +300,12 @@ def test_cluster_task_loaders_and_scorers_on_local_rows(monkeypatch):
     }
     monkeypatch.setattr(hub, "_hub", lambda name, subset, split, settings: Dataset.from_list(rows[(name, split)]))
     gsm = tasks.load("gsm8k", {})
-    assert [e["target"] for e in gsm.test] == ["4", "1000"] and gsm.train[0]["target"] == "2"
+    assert [e["target"] for e in gsm.test] == ["4", "1000"]
+    assert gsm.train[0]["target"] == "1+1=2\nThe answer is 2."  # worked, without calculator annotations
+    meta = tasks.load("gsm8k", {"train_dataset": "meta-math/MetaMathQA", "n_train": 5})
+    assert [e["input"] for e in meta.train] == ["What is 3+4?", "What is 2*5?"]  # GSM-derived rows only
+    with pytest.raises(tasks.TaskError, match="train_dataset 'x'"):
+        tasks.load("gsm8k", {"train_dataset": "x"})
     assert gsm.score(["The answer is 4.", "It is 1,000\nQuestion: next"], gsm.test) == 1.0
     assert gsm.score(["4 apples, no wait 5", "1000"], gsm.test) == 0.5
     flores = tasks.load("flores-en-fr", {})

@@ -1,6 +1,8 @@
 """The reference work's tasks, loaded from the hub on a cluster (weights and data in the HF cache).
 
-gsm8k         train: openai/gsm8k main train; test: main test; exact match of the final number
+gsm8k         train: openai/gsm8k main train, as worked solutions ending "The answer is N." (or, with
+              train_dataset: meta-math/MetaMathQA, its GSM-derived rows: 240k, for data programs of 10^4 and
+              more examples, as in the reference work); test: main test; exact match of the final number
 flores-en-fr  train: the dev split; test: devtest (facebook/flores eng_Latn-fra_Latn); mean sentence BLEU / 100
 ifeval        test: google/IFEval prompts whose instructions posttrain.complexity.tasks.ifeval can check;
               train: none shipped (in-context and prequential programs need `train_jsonl`); loose accuracy
@@ -30,17 +32,35 @@ def _final_number(text: str) -> str | None:
     return numbers[-1].replace(",", "").rstrip(".") if numbers else None
 
 
+def _worked(answer: str) -> str:
+    """A GSM8K solution without its calculator annotations, ending "The answer is N."."""
+    steps, final = answer.split("####")
+    return f"{re.sub(r'<<[^>]*>>', '', steps).strip()}\nThe answer is {final.strip().replace(',', '')}."
+
+
 def gsm8k(settings: dict) -> Task:
     def rows(split, n):
         data = _hub("openai/gsm8k", "main", split, settings)
         return [{"input": r["question"], "target": r["answer"].split("####")[-1].strip().replace(",", "")}
                 for r in data.select(range(min(n, len(data))))]
 
+    def train_rows(n):
+        source = settings.get("train_dataset", "openai/gsm8k")
+        if source == "openai/gsm8k":
+            data = _hub(source, "main", "train", settings)
+            return [{"input": r["question"], "target": _worked(r["answer"])}
+                    for r in data.select(range(min(n, len(data))))]
+        if source == "meta-math/MetaMathQA":
+            data = _hub(source, None, "train", settings)
+            picked = (r for r in data if r["type"].startswith("GSM"))  # its MATH-derived rows are another task
+            return [{"input": r["query"], "target": r["response"]} for r, _ in zip(picked, range(n))]
+        raise TaskError(f"gsm8k train_dataset {source!r}: openai/gsm8k or meta-math/MetaMathQA")
+
     def score(predictions, examples):
         return [float(_final_number(p.split("Question:")[0]) == e["target"]) for p, e in zip(predictions, examples)]
 
     return Task("gsm8k", "Solve the math problem. End with the final number.\n\n",
-                rows("train", settings.get("n_train", 1024)), rows("test", settings.get("n_test", 1319)),
+                train_rows(settings.get("n_train", 1024)), rows("test", settings.get("n_test", 1319)),
                 score, max_new_tokens=settings.get("max_new_tokens", 256))
 
 
