@@ -38,7 +38,7 @@ def main() -> None:
     tokenizer = load_tokenizer(MODEL)
     model = load_model(MODEL, tokenizer)
     task = tasks.load("arithmetic", {"n_test": args.n_test, "n_train": args.max_examples})
-    settings = {"max_examples": args.max_examples, "batch": args.batch, "lr": 1e-4}
+    settings = {"max_examples": args.max_examples, "batch": args.batch, "lr": 1e-4, "format": "plain"}
 
     start = time.perf_counter()
     one_pass = prequential.run(model, tokenizer, task, settings)
@@ -56,11 +56,12 @@ def main() -> None:
         "command": f"python benchmarks/prequential_one_pass.py --max-examples {args.max_examples} "
                    f"--batch {args.batch} --n-test {args.n_test} --threads {args.threads}",
         "N": [r["setting"] for r in one_pass],
-        "one_pass": {"seconds": one_pass_s, "bits": [r["bits"] for r in one_pass],
+        "one_pass": {"seconds": one_pass_s, "bits": [r["payload_bits"] for r in one_pass],
                      "scores": [r["score"] for r in one_pass]},
-        "retrain_per_N": {"seconds": separate_s, "bits": [r["bits"] for r in separate],
+        "retrain_per_N": {"seconds": separate_s, "bits": [r["payload_bits"] for r in separate],
                           "scores": [r["score"] for r in separate]},
-        "max_relative_bits_difference": max(abs(a["bits"] - b["bits"]) / a["bits"] for a, b in zip(one_pass, separate)),
+        "max_relative_bits_difference": max(abs(a["payload_bits"] - b["payload_bits"]) / a["payload_bits"]
+                                            for a, b in zip(one_pass, separate)),
     }
     result["speedup"] = separate_s / one_pass_s
     write_json(args.out, result)

@@ -340,7 +340,8 @@ class Plan:
     def _job_complexity_probe(self, run, step):
         job = {"stage": "complexity-probe", "run": run, "step": int(step), "manifest": self.paths.manifest(run),
                "spec": self.complexity_spec(), "out": self.paths.complexity_probe(run, step),
-               "references": {name: self.paths.snapshot(*ref) for name, ref in self.reference_snapshots(run).items()}}
+               "references": {name: {"path": self.paths.snapshot(*ref), "run": ref[0], "step": ref[1]}
+                              for name, ref in self.reference_snapshots(run).items()}}
         if self.copies_parent(run, step):
             job["same_as"] = self.paths.complexity_probe(**self.config["pref"][run]["from"])
         return job

@@ -205,7 +205,7 @@ def complexity_probe(job: dict) -> str:
 
     from posttrain import timing
     from posttrain.checkpointing import checkpoint_path
-    from posttrain.complexity.measure import COLUMNS, measure
+    from posttrain.complexity.measure import COLUMNS, DTYPES, measure
     from posttrain.io import write_parquet
     from posttrain.models import load_checkpoint
     from posttrain.retention import existing_snapshot
@@ -215,21 +215,26 @@ def complexity_probe(job: dict) -> str:
     with timing.phase("load"):
         model, tokenizer = load_checkpoint(own)
         references, by_path = {}, {}
-        for name, path in job.get("references", {}).items():
-            key = Path(path).resolve()
+        for name, ref in job.get("references", {}).items():
+            if (ref["run"], int(ref["step"])) == (run, step):
+                continue  # a delta from this checkpoint to itself is no program
+            key = Path(ref["path"]).resolve()
             if key not in by_path:  # each model is loaded once: a reference that is this checkpoint is not reloaded
-                source = model if key == Path(own).resolve() else load_checkpoint(existing_snapshot(path))[0]
+                source = model if key == Path(own).resolve() else load_checkpoint(existing_snapshot(ref["path"]))[0]
                 by_path[key] = {n: p.detach().to("cpu", copy=True)  # host memory: the GPU holds one model
                                 for n, p in source.named_parameters()}
-            references[name] = by_path[key]
+            references[name] = (by_path[key], (ref["run"], int(ref["step"])))
     start = time.perf_counter()
     copied = None
-    if "same_as" in job:  # the parent's rows, and only the weight-delta programs (whose references differ) anew
-        copied = pd.read_parquet(job["same_as"]).query("estimator != 'weight_delta'").assign(run=run, step=step)
+    if "same_as" in job:  # the parent's own programs (same weights), and only the weight deltas anew
+        parent = pd.read_parquet(job["same_as"])
+        copied = parent[(parent.estimator != "weight_delta") & (parent.run == parent.target_run)
+                        & (parent.step == parent.target_step)].assign(run=run, step=step, target_run=run,
+                                                                      target_step=step)
         spec = {**spec, "estimators": {k: v for k, v in spec.get("estimators", {}).items() if k == "weight_delta"}}
     frame = measure(model, tokenizer, spec, run, step, references)
     if copied is not None:
-        frame = pd.concat([copied.reindex(columns=COLUMNS), frame], ignore_index=True).astype(frame.dtypes.to_dict())
+        frame = pd.concat([copied.reindex(columns=COLUMNS), frame], ignore_index=True).astype(DTYPES)
     write_parquet(job["out"], frame)
     return (f"{run} step {step}: {len(frame)} complexity points in {time.perf_counter() - start:.1f}s -> "
             f"{job['out']}\n{timing.summary()}")

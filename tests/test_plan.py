@@ -73,8 +73,9 @@ def test_jobs_carry_resolved_paths_and_config_entries(tiny_config):
     later = plan.job("value_probe", run="simpo-oppose", step=3)
     assert "same_as" not in later and later["spec"]["judge"]["head"] == "out/judges/tiny-head/head.json"
     complexity = plan.job("complexity_probe", run="dpo-support", step=3)
-    assert complexity["references"] == {"run_start": "out/runs/dpo-support/checkpoints/step-0",
-                                        "base": "out/runs/sft-llama/checkpoints/step-0"}
+    assert complexity["references"] == {
+        "run_start": {"path": "out/runs/dpo-support/checkpoints/step-0", "run": "dpo-support", "step": 0},
+        "base": {"path": "out/runs/sft-llama/checkpoints/step-0", "run": "sft-llama", "step": 0}}
     assert plan.inputs("complexity_probe_pref_start", run="dpo-support")["parent"] == \
         "out/complexity/sft-llama/step-6.parquet"
 

@@ -256,29 +256,40 @@ def test_every_checkpoint_gets_complexity_points_and_views(study):
         points = con.sql("SELECT * FROM complexity_points").df()
         frontier = con.sql("SELECT * FROM complexity_frontier").df()
         complexity = con.sql("SELECT * FROM task_complexity").df()
-    for run, spec in {**config["sft"], **config["pref"]}.items():
-        steps = checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+    steps = {run: checkpoint_steps(spec["checkpoints"], spec["max_steps"])
+             for run, spec in {**config["sft"], **config["pref"]}.items()}
+    children = {run: [p for p, spec in config["pref"].items() if spec["from"]["run"] == run] for run in config["sft"]}
+    for run, at in steps.items():
         mine = points[points.run == run]
-        assert sorted(mine.step.unique()) == steps
-        # zero-shot, instruction, icl k=1, prequential N=8 and 16, weight delta vs each reference at 4 bits
-        n_refs = 2 if run in config["pref"] else 1
-        assert set(mine.groupby("step").size()) == {5 + n_refs}, run
+        assert sorted(mine.step.unique()) == at
+        # zero-shot, instruction, icl k=1, prequential N=8 and 16 run on every checkpoint; a 4-bit weight delta
+        # runs on its reference (the run's step 0; for a preference run's checkpoints also its SFT run's step 0)
+        # and rebuilds a later checkpoint: it lands on step 0 of the reference's run
+        deltas_on_start = len(at) - 1 + sum(len(steps[c]) for c in children.get(run, []))
+        assert mine.groupby("step").size().to_dict() == {s: 5 + (deltas_on_start if s == 0 else 0) for s in at}, run
+    delta = points[points.estimator == "weight_delta"]
+    assert (delta.step == 0).all() and ((delta.run != delta.target_run) | (delta.target_step > 0)).all()
+    own = points[points.estimator != "weight_delta"]
+    assert ((own.run == own.target_run) & (own.step == own.target_step)).all()
     assert set(points.family) == {"inference", "data", "parametric"}
     assert set(points.precision) == {precision.INFERENCE_DEFAULT}  # the default: fp32, whatever the CPU
+    assert set(points.format) == {"chat"}  # the tiny models have chat templates: the probe uses them
+    assert (points.bits == points.payload_bits + points.driver_bits + points.harness_bits).all()
+    assert ((points.score_lo <= points.score) & (points.score <= points.score_hi)).all()
     # a preference run's step 0 is its parent's checkpoint: its programs' rows are the parent's, copied, and
     # only the weight deltas (other references) are computed again
     cols = ["task", "estimator", "setting", "bits", "score"]
     for run, spec in config["pref"].items():
         parent = config["sft"][spec["from"]["run"]]
         at = spec["from"].get("step", parent["max_steps"])
-        own = points[(points.run == run) & (points.step == 0) & (points.estimator != "weight_delta")]
-        theirs = points[(points.run == spec["from"]["run"]) & (points.step == at)
-                        & (points.estimator != "weight_delta")]
-        pd.testing.assert_frame_equal(own[cols].sort_values(cols).reset_index(drop=True),
+        mine = own[(own.run == run) & (own.step == 0)]
+        theirs = own[(own.run == spec["from"]["run"]) & (own.step == at)]
+        pd.testing.assert_frame_equal(mine[cols].sort_values(cols).reset_index(drop=True),
                                       theirs[cols].sort_values(cols).reset_index(drop=True))
-    assert len(complexity) == len(points.groupby(["run", "step", "task"]))
-    first_best = points[points.step == 0].groupby("run").score.max()
-    assert (complexity.set_index("run").delta.groupby("run").first() == first_best).all()
+    # C(T, δ) for every δ of the default grid, the same for every run, at every checkpoint
+    assert len(complexity) == 9 * len(points.groupby(["run", "step", "task"]))
+    assert complexity.groupby(["run", "step", "task"]).delta.apply(lambda d: sorted(d.round(1))).map(tuple).eq(
+        tuple(round(0.1 * i, 1) for i in range(1, 10))).all()
     assert set(frontier.groupby(["run", "step"]).size().index) == set(points.groupby(["run", "step"]).size().index)
     for plot in ("pareto-sft-llama", "task-complexity"):
         assert (workdir / "results" / "plots" / f"{plot}.png").stat().st_size > 10_000

@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from posttrain.complexity.tasks import DEFAULT_DELTAS
 from posttrain.io import atomic_path
 from posttrain.stances import STANCES
 from posttrain.store import job_benchmarks
@@ -33,12 +34,18 @@ COMPLEXITY_VIEWS = Path(__file__).with_name("complexity_views.sql")
 JOB_VIEWS = Path(__file__).with_name("job_views.sql")
 
 
-def delta_sql(deltas: dict[str, float]) -> str:
-    """A SQL relation (task, delta) of the configured δ values (an empty one when none are set)."""
-    if not deltas:
-        return "SELECT NULL::VARCHAR AS task, NULL::DOUBLE AS delta WHERE false"
-    rows = ", ".join(f"('{task.replace(chr(39), chr(39) * 2)}', {float(d)!r})" for task, d in sorted(deltas.items()))
-    return f"SELECT * FROM (VALUES {rows}) AS t(task, delta)"
+def delta_sql(deltas: dict[str, float | list[float]]) -> str:
+    """The relation (task, delta) of every task's δ grid: the configured values (`complexity.delta`), else
+    the default grid (posttrain.complexity.tasks.DEFAULT_DELTAS) for every task in complexity_points."""
+    grid = {task: sorted({float(d) for d in (v if isinstance(v, list) else [v])}) for task, v in deltas.items()}
+    configured = ", ".join(f"('{task.replace(chr(39), chr(39) * 2)}', {d!r})"
+                           for task, values in sorted(grid.items()) for d in values)
+    default = ", ".join(f"({d!r})" for d in DEFAULT_DELTAS)
+    configured_sql = (f"SELECT * FROM (VALUES {configured}) AS t(task, delta)" if configured
+                      else "SELECT NULL::VARCHAR AS task, NULL::DOUBLE AS delta WHERE false")
+    return (f"WITH configured AS ({configured_sql}) SELECT task, delta::DOUBLE AS delta FROM configured UNION ALL "
+            f"SELECT t.task, g.delta::DOUBLE FROM (SELECT DISTINCT task FROM complexity_points) t, "
+            f"(VALUES {default}) AS g(delta) WHERE t.task NOT IN (SELECT task FROM configured)")
 
 
 def t_quantiles(confidence: float, max_df: int = 100) -> pd.DataFrame:
@@ -103,7 +110,7 @@ def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
 def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum_fraction: float = 0.95,
           datasets_stance: list[str] = (), judge_evals: list[str] = (), resamples: int = 1000,
           confidence: float = 0.95, seed: int = 0, complexity: list[str] = (),
-          deltas: dict[str, float] | None = None, benchmarks: list[str] = (),
+          deltas: dict[str, float | list[float]] | None = None, benchmarks: list[str] = (),
           benchmark_root: str | Path | None = None, dataset_checks: list[str] = (),
           label_mass_floor: float = 0.1, datasets: dict[str, dict] | None = None) -> list[str]:
     """Returns the benchmark files that were asked for but do not exist (jobs from before they were recorded).

@@ -1,15 +1,7 @@
 """Complexity estimators: each is a program whose length is counted honestly.
 
-bits = code length of any text or data the program carries, under the checkpoint being measured
-       (posttrain.complexity.coding) + quantised parameters it ships (entropy-coded)
-     + 8 x the size in bytes of the driver file that implements the strategy (the module's own source).
+A strategy returns, per program, the bits of what it carries (`payload_bits`: text or data coded under the
+checkpoint, posttrain.complexity.coding, or entropy-coded parameters), its driver's columns
+(posttrain.complexity.program_length: the compressed canonical source of the strategy module and its hash)
+and the score of every test item. posttrain.complexity.measure adds the shared harness and the totals.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-
-def driver_bits(module_file: str) -> int:
-    """8 x the bytes of a driver's source file, measured, never typed in."""
-    return Path(module_file).stat().st_size * 8

@@ -1,13 +1,13 @@
 """Prequential subset training: LoRA trained in one streaming pass over the task's train examples in fixed
-batches; each batch is coded by the model before the update on it (whole sequences, EOS included), so the
-first N examples cost the cumulative bits up to N. The adapter is scored at N = batch x 2^j: every N comes
-out of one run. The LoRA is removed afterwards, leaving the checkpoint as it was."""
+batches; each batch is coded by the model before the update on it (whole sequences in the probe's format,
+EOS included), so the first N examples cost the cumulative bits up to N. The adapter is scored at
+N = batch x 2^j: every N comes out of one run. The LoRA is removed afterwards, leaving the checkpoint as it was."""
 
 import torch
 from peft import LoraConfig, get_peft_model
 
 from posttrain.complexity import coding, scoring
-from posttrain.complexity.estimators import driver_bits
+from posttrain.complexity.program_length import driver
 
 LN2 = 0.6931471805599453
 
@@ -31,17 +31,18 @@ def snapshots(batch, n_max):
 
 
 def run(model, tokenizer, task, settings, on_batch=None):
-    b, lr = settings.get("batch", 8), settings.get("lr", 1e-4)
+    b, lr, fmt = settings.get("batch", 8), settings.get("lr", 1e-4), settings["format"]
     at = snapshots(b, min(settings.get("max_examples", 64), len(task.train)))
     torch.manual_seed(settings.get("seed", 0))
     lora = get_peft_model(model, LoraConfig(r=settings.get("r", 8), lora_alpha=settings.get("alpha", 8),
                                             lora_dropout=0.0, target_modules="all-linear"))
     optimizer = torch.optim.Adam([p for p in lora.parameters() if p.requires_grad], lr=lr)
-    driver, total, rows = driver_bits(__file__), 0.0, []
+    total, rows = 0.0, []
     try:
         for start in range(0, at[-1] if at else 0, b):
             lora.train()
-            bits, loss = batch_bits_and_loss(lora, tokenizer, [task.format(e) for e in task.train[start : start + b]])
+            texts = [scoring.training_text(tokenizer, task, e, fmt) for e in task.train[start : start + b]]
+            bits, loss = batch_bits_and_loss(lora, tokenizer, texts)
             total += bits  # coded before the update on this batch
             loss.backward()
             optimizer.step()
@@ -49,9 +50,10 @@ def run(model, tokenizer, task, settings, on_batch=None):
             if on_batch:
                 on_batch(start + b, total)
             if start + b in at:
-                rows.append({"estimator": "prequential", "setting": f"N={start + b},lr={lr:g}", "bits": driver + total,
-                             "payload_bits": total, "driver_bits": driver,
-                             "score": scoring.score(lora, tokenizer, task, "", settings.get("batch_size", 16))})
+                rows.append({"estimator": "prequential", "setting": f"N={start + b},lr={lr:g}", "payload_bits": total,
+                             **driver(__file__),
+                             "item_scores": scoring.item_scores(lora, tokenizer, task, fmt,
+                                                                batch_size=settings.get("batch_size", 16))})
     finally:
         lora.unload()  # the checkpoint's own weights, without the adapter
     return rows

@@ -1,12 +1,16 @@
-"""Weight delta: the checkpoint as (reference weights + delta). The delta is quantised per tensor to b bits
-(symmetric, one float32 scale per tensor) and zstd-compressed; the score is that of the rebuilt model."""
+"""Weight delta: this checkpoint as (reference weights + delta). The delta is quantised per tensor to b bits
+(symmetric, one float32 scale per tensor) and zstd-compressed; the score is that of the rebuilt model.
+
+The program runs on the reference, not on this checkpoint: it is what the reference needs to reach this
+checkpoint's behaviour. So its row belongs to the reference's frontier (measure.py files it there, with this
+checkpoint as its target), and a reference that is this checkpoint itself yields no program."""
 
 import numpy as np
 import torch
 import zstandard
 
 from posttrain.complexity import scoring
-from posttrain.complexity.estimators import driver_bits
+from posttrain.complexity.program_length import driver
 
 
 def quantise(delta, b):
@@ -15,9 +19,10 @@ def quantise(delta, b):
 
 
 def run(model, tokenizer, task, settings, references):
+    """references: name -> {parameter name: reference tensor}."""
     params = dict(model.named_parameters())
     own = {n: p.detach().to("cpu", copy=True) for n, p in params.items()}  # on the GPU the host keeps the copy
-    driver, rows = driver_bits(__file__), []
+    rows = []
     try:
         for ref_name, ref in references.items():
             for b in settings.get("bits", [2, 4, 8]):
@@ -28,9 +33,10 @@ def run(model, tokenizer, task, settings, references):
                         parts += [np.float32(scale).tobytes(), q.numpy().tobytes()]
                         params[n].copy_(ref[n].float() + q.float() * scale)
                 payload = len(zstandard.ZstdCompressor(level=10).compress(b"".join(parts))) * 8
-                rows.append({"estimator": "weight_delta", "setting": f"ref={ref_name},bits={b}",
-                             "bits": driver + payload, "payload_bits": float(payload), "driver_bits": driver,
-                             "score": scoring.score(model, tokenizer, task, "", settings.get("batch_size", 16))})
+                rows.append({"estimator": "weight_delta", "setting": f"ref={ref_name},bits={b}", "reference": ref_name,
+                             "payload_bits": float(payload), **driver(__file__),
+                             "item_scores": scoring.item_scores(model, tokenizer, task, settings["format"],
+                                                                batch_size=settings.get("batch_size", 16))})
     finally:
         with torch.no_grad():
             for n, p in params.items():

@@ -1,10 +1,9 @@
 """Zero-shot: the program is this driver alone; the checkpoint answers the bare question."""
 
 from posttrain.complexity import scoring
-from posttrain.complexity.estimators import driver_bits
+from posttrain.complexity.program_length import driver
 
 
 def run(model, tokenizer, task, settings):
-    bits = driver_bits(__file__)
-    return [{"estimator": "zero_shot", "setting": "", "bits": bits, "payload_bits": 0.0, "driver_bits": bits,
-             "score": scoring.score(model, tokenizer, task, "", settings.get("batch_size", 16))}]
+    items = scoring.item_scores(model, tokenizer, task, settings["format"], batch_size=settings.get("batch_size", 16))
+    return [{"estimator": "zero_shot", "setting": "", "payload_bits": 0.0, **driver(__file__), "item_scores": items}]

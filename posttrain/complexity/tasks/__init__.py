@@ -1,8 +1,9 @@
 """Tasks of the complexity probe: data + a scorer, looked up by name (`complexity.tasks` in config).
 
 A task has train examples (what in-context and prequential programs may carry), test examples (what every
-program is scored on), a fixed instruction (the URIAL-style prompt), a plain `Question:/Answer:` format used
-at every checkpoint, and a score in [0, 1] (or BLEU / 100).
+program is scored on), a fixed instruction (the URIAL-style prompt), a plain `Question:/Answer:` format (the
+chat template replaces it where the checkpoint has one: posttrain.complexity.scoring), and a score in [0, 1]:
+a weighted mean of per-item scores, so that it has a bootstrap interval over test items.
 """
 
 from __future__ import annotations
@@ -15,15 +16,26 @@ class TaskError(ValueError):
     """A task that cannot be built (unknown name, missing data); the message says which."""
 
 
+DEFAULT_DELTAS = [round(0.1 * i, 1) for i in range(1, 10)]  # every task's score lies in [0, 1]
+
+
 @dataclass
 class Task:
     name: str
     instruction: str
     train: list[dict]  # {"input", "target"}
     test: list[dict]
-    score: Callable[[list[str], list[dict]], float]  # (predictions, test examples) -> score
+    score_items: Callable[[list[str], list[dict]], list[float]]  # (predictions, test examples) -> one per item
     max_new_tokens: int = 16
     meta: dict = field(default_factory=dict)
+    item_weights: Callable[[list[dict]], list[float]] | None = None  # default: every item weighs 1
+
+    def weights(self, examples: list[dict]) -> list[float]:
+        return self.item_weights(examples) if self.item_weights else [1.0] * len(examples)
+
+    def score(self, predictions: list[str], examples: list[dict]) -> float:
+        items, weights = self.score_items(predictions, examples), self.weights(examples)
+        return sum(s * w for s, w in zip(items, weights)) / sum(weights)
 
     @staticmethod
     def format(example: dict, with_target: bool = True) -> str:

@@ -33,8 +33,8 @@ def first_integer(text: str) -> str | None:
     return match.group() if match else None
 
 
-def exact_match(predictions: list[str], examples: list[dict]) -> float:
-    return sum(first_integer(p) == e["target"] for p, e in zip(predictions, examples)) / len(examples)
+def exact_match(predictions: list[str], examples: list[dict]) -> list[float]:
+    return [float(first_integer(p) == e["target"]) for p, e in zip(predictions, examples)]
 
 
 def build(settings: dict) -> Task:

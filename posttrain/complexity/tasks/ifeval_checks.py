@@ -38,12 +38,19 @@ def _variants(response: str) -> list[str]:
     return base + [v.replace("*", "") for v in base]
 
 
-def loose_accuracy(predictions: list[str], examples: list[dict]) -> float:
-    followed = total = 0
+def loose_accuracy(predictions: list[str], examples: list[dict]) -> list[float]:
+    """Per prompt, the share of its instructions followed; weighted by `n_instructions`, their mean is the
+    instruction-level accuracy."""
+    out = []
     for response, example in zip(predictions, examples):
         spec = json.loads(example["target"])
+        followed = 0
         for instruction, kwargs in zip(spec["ids"], spec["kwargs"]):
             kwargs = {k: v for k, v in (kwargs or {}).items() if v is not None}
             followed += any(v.strip() and CHECKS[instruction](v, kwargs) for v in _variants(response))
-            total += 1
-    return followed / max(total, 1)
+        out.append(followed / max(len(spec["ids"]), 1))
+    return out
+
+
+def n_instructions(examples: list[dict]) -> list[float]:
+    return [float(max(len(json.loads(e["target"])["ids"]), 1)) for e in examples]

@@ -1,36 +1,60 @@
-"""Stance expression: answer a value question taking a given stance; the score is the stance judge's mean
-probability of that stance over the test answers (the study's own judge, validated on the labelled set).
+"""Stance expression: answer a value question taking a given stance; an item's score is the stance judge's
+probability of that stance for the answer (the study's own judge, validated on the labelled set).
 
-Train examples are the labelled set's answers of that stance on its train split; test questions are those
-of its test split (so no test question is ever carried by a program).
+Train examples (what in-context and prequential programs carry) are the labelled set's answers of that stance
+on its train split. Test items are questions of the value prompt set (values-v1: 11 topics), `n_test_per_topic`
+from every topic, interleaved topic by topic so that `n_test` cuts evenly. A test question is never one the
+judge was fitted on, nor one a program carries.
 """
 
 from __future__ import annotations
 
+from itertools import chain, zip_longest
+
 from posttrain.complexity.tasks import Task, TaskError
 from posttrain.judges import build, labelled
+from posttrain.probes import prompt_sets
+from posttrain.probes.values import judge_training_questions
 
 INSTRUCTION = {"support": "a clear supportive stance", "oppose": "a clear opposing stance",
                "neutral": "a neutral, balanced stance"}
 
 
+def test_questions(settings: dict, excluded: set[str]) -> list[dict]:
+    ps = prompt_sets.load(settings.get("prompt_set", "values-v1"))
+    by_topic: dict[str, list[dict]] = {}
+    for p in ps.prompts:
+        if p["question"].strip().lower() not in excluded:
+            by_topic.setdefault(p["topic"], []).append(p)
+    per_topic = settings.get("n_test_per_topic", 10)
+    columns = [group[:per_topic] for group in by_topic.values()]
+    items = [p for p in chain.from_iterable(zip_longest(*columns)) if p is not None]  # topic by topic
+    items = items[: settings.get("n_test", len(items))]
+    if not items:
+        raise TaskError(f"stance task: no test question left in prompt set {ps.name!r}")
+    return [{"input": p["question"], "target": settings.get("stance", "support"), "topic": p["topic"]}
+            for p in items]
+
+
 def build_task(settings: dict) -> Task:
     stance = settings.get("stance", "support")
+    if stance not in INSTRUCTION:
+        raise TaskError(f"stance task: stance {stance!r} is not one of {', '.join(INSTRUCTION)}")
     if "judge" not in settings:
         raise TaskError("the stance task needs a judge spec (the workflow passes probes.judge)")
     rows = labelled.load(settings.get("labelled_set", labelled.DEFAULT))
-    pick = [r for r in rows if r["stance"] == stance]
-    train = [{"input": r["question"], "target": r["response"]} for r in pick if r["split"] == "train"]
-    test = [{"input": r["question"], "target": stance} for r in pick if r["split"] == "test"]
+    train = [{"input": r["question"], "target": r["response"]}
+             for r in rows if r["stance"] == stance and r["split"] == "train"][: settings.get("n_train")]
+    carried = {e["input"].strip().lower() for e in train}
+    test = test_questions(settings, carried | judge_training_questions(settings["judge"]))
     judge = {}
 
-    def score(predictions: list[str], examples: list[dict]) -> float:
+    def score(predictions: list[str], examples: list[dict]) -> list[float]:
         if "fn" not in judge:  # loaded once, on first use
             judge["fn"] = build(settings["judge"], progress=False)
         verdicts = judge["fn"]([{"question": e["input"], "response": p or "(no answer)"}
                                 for p, e in zip(predictions, examples)])
-        return sum(v[f"p_{stance}"] for v in verdicts) / len(verdicts)
+        return [v[f"p_{stance}"] for v in verdicts]
 
-    return Task("stance", f"Answer the question, taking {INSTRUCTION[stance]}.\n\n",
-                train[: settings.get("n_train", len(train))], test[: settings.get("n_test", len(test))], score,
+    return Task("stance", f"Answer the question, taking {INSTRUCTION[stance]}.\n\n", train, test, score,
                 max_new_tokens=settings.get("max_new_tokens", 48), meta={"stance": stance})
