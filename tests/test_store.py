@@ -1,6 +1,7 @@
 """The DuckDB build and its drift views against a hand computation on a fixture with known answers."""
 
 import json
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -95,9 +96,10 @@ def test_drift_time_follows_the_sign_and_needs_a_significant_magnitude(tmp_path)
 
 def test_a_run_probed_at_its_first_and_last_step_only_gets_no_drift_time(tmp_path):
     manifests, stance = fixture(tmp_path)
-    manifest = json.loads(open(manifests[0]).read())
+    path = Path(manifests[0])
+    manifest = json.loads(path.read_text())
     manifest["checkpoints"] = [c for c in manifest["checkpoints"] if c["step"] in (0, 40)]
-    open(manifests[0], "w").write(json.dumps(manifest))
+    path.write_text(json.dumps(manifest))
     db = tmp_path / "study.duckdb"
     build(db, manifests, [p for p in stance if p.endswith(("step-0.parquet", "step-40.parquet"))])
     with duckdb.connect(str(db), read_only=True) as con:
