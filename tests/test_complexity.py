@@ -347,3 +347,7 @@ def test_complexity_plots_draw_the_frontiers_the_grid_and_the_bands(tmp_path):
     assert len(c_axes) == 9  # every δ of the grid is reached by some program here
     assert all(a.get_yscale() == "log" and a.collections for a in c_axes)  # bands drawn
     assert (tmp_path / "pareto.png").stat().st_size > 10_000 and (tmp_path / "c.png").stat().st_size > 10_000
+    # nothing reaches the grid (a random model): the figure says so instead of failing
+    low = views([point(0, "zs", 2000, 0.01, lo=0.0, hi=0.05), point(10, "zs", 2000, 0.02, lo=0.0, hi=0.06)])
+    plots.task_complexity(lambda sql, params=(): low.execute(sql, list(params)).df(), save, str(tmp_path / "low.png"))
+    assert "No program reaches" in saved[str(tmp_path / "low.png")].axes[0].get_title()

@@ -58,9 +58,17 @@ def task_complexity(query, save, out: str) -> None:
     if frame.empty:
         raise PlotError("no task_complexity rows")
     reached = frame.groupby(["task", "delta"])["bits"].transform(lambda b: b.notna().any())
+    if not reached.any():  # say so with the best scores against the grid, rather than draw nothing
+        best = frame.drop_duplicates(["run", "step", "task"])
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for delta in sorted(frame["delta"].unique()):
+            ax.axhline(delta, color="0.85", linestyle=":", linewidth=0.8, zorder=0)
+        sns.lineplot(data=best, x="progress", y="best_score", hue="run", style="task", marker="o", ax=ax)
+        ax.set(ylim=(-0.02, 1.02), xlabel="training progress (step / steps)", ylabel="best score of any program",
+               title="No program reaches any δ of the grid (dotted): best scores")
+        save(fig, out)
+        return
     frame = frame[reached]
-    if frame.empty:
-        raise PlotError("no program reaches any δ of the grid")
     panels = frame[["task", "delta"]].drop_duplicates().sort_values(["task", "delta"]).itertuples(index=False)
     panels = list(panels)
     n_cols = min(len(panels), 4)
