@@ -84,6 +84,5 @@ def item_scores(model, tokenizer, task: Task, fmt: str = "plain", instruction: s
 
 def score(model, tokenizer, task: Task, fmt: str = "plain", instruction: str = "", examples: tuple = (),
           batch_size: int = 16) -> float:
-    items = item_scores(model, tokenizer, task, fmt, instruction, examples, batch_size)
-    weights = task.weights(task.test)
-    return sum(s * w for s, w in zip(items, weights)) / sum(weights)
+    model.eval()
+    return task.score(answers(model, tokenizer, task, fmt, instruction, examples, batch_size), task.test)
