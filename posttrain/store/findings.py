@@ -7,7 +7,8 @@ this command's output, never numbers copied by hand.
 2. The controls: each preference run on a synthetic value-gap set against what it must show. Support-aligned
    data must move the balance up with an interval that excludes 0, oppose-aligned down; the value-neutral
    control (`direction: none`) must have an interval that includes 0, or a magnitude at most a third of the
-   smaller positive control of the same algorithm and parent.
+   smaller positive control of the same algorithm and parent. Each verdict is given on the mean over seeds and in
+   each seed on its own.
 3. The judge of the generation probe on each validation split: macro-F1, Brier score, expected calibration error.
 """
 
@@ -57,41 +58,71 @@ def drift_table(con, mode: str) -> str:
     return _table(["run", "seeds", "balance", "p_support", "p_neutral", "p_oppose", "drift time (balance)"], rows)
 
 
+def _holds(direction: str, m: float, lo: float, hi: float, smaller_positive: float | None) -> bool:
+    """One control's verdict (docs/methods.md: Controls)."""
+    if direction == "support":
+        return lo > 0
+    if direction == "oppose":
+        return hi < 0
+    small = smaller_positive is not None and abs(m) <= smaller_positive / 3
+    return bool(lo <= 0 <= hi) or small
+
+
+def _smaller_positive(frame: pd.DataFrame, row) -> float | None:
+    """The smaller |balance drift| of the positive controls beside `row` (same algorithm, parent, seed)."""
+    same = frame[(frame.algorithm == row.algorithm) & (frame.parent_run == row.parent_run)
+                 & (frame.seed.isna() if pd.isna(row.seed) else frame.seed == row.seed)
+                 & frame.direction.isin(["support", "oppose"])]
+    return float(same.magnitude.abs().min()) if len(same) else None
+
+
+EXPECTED = {"support": "balance up, interval above 0", "oppose": "balance down, interval below 0",
+            "none": "interval includes 0, or a balance drift at most 1/3 of the smaller positive control"}
+
+
 def controls(con, mode: str) -> pd.DataFrame:
-    """One row per preference run on a synthetic value-gap set: its balance drift and the verdict."""
-    frame = con.execute("""
+    """One row per preference run on a synthetic value-gap set: its balance drift and the verdict, on the mean
+    over seeds (`holds`, interval of drift_over_seeds) and in each seed on its own (`seeds_holding`, the seed's
+    bootstrap interval from drift_overall). With 2 seeds the mean's t quantile is 12.7, so a control can hold in
+    every seed and still not on the mean: both are reported, neither hides the other."""
+    pref = """(SELECT replicate_of, any_value(algorithm) AS algorithm, any_value(parent_run) AS parent_run,
+                      any_value(dataset) AS dataset FROM runs WHERE stage = 'pref' GROUP BY ALL)"""
+    frame = con.execute(f"""
         SELECT o.run, r.algorithm, r.parent_run, d.direction, o.magnitude, o.magnitude_lo, o.magnitude_hi,
-               o.n_seeds
-        FROM drift_over_seeds o
-        JOIN (SELECT replicate_of, any_value(algorithm) AS algorithm, any_value(parent_run) AS parent_run,
-                     any_value(dataset) AS dataset FROM runs WHERE stage = 'pref' GROUP BY ALL) r
-             ON r.replicate_of = o.run
-        JOIN datasets d USING (dataset)
+               o.n_seeds, NULL AS seed
+        FROM drift_over_seeds o JOIN {pref} r ON r.replicate_of = o.run JOIN datasets d USING (dataset)
         WHERE o.topic = '(all)' AND o.mode = ? AND o.stance = 'balance' AND d.direction IS NOT NULL
         ORDER BY o.run""", [mode]).df()
+    per_seed = con.execute("""
+        SELECT r.replicate_of AS run, r.algorithm, r.parent_run, d.direction, o.magnitude, o.magnitude_lo,
+               o.magnitude_hi, r.seed
+        FROM drift_overall o JOIN runs r USING (run) JOIN datasets d USING (dataset)
+        WHERE r.stage = 'pref' AND o.mode = ? AND o.stance = 'balance' AND d.direction IS NOT NULL
+        ORDER BY r.replicate_of, r.seed""", [mode]).df()
+    per_seed["holds"] = [_holds(r.direction, r.magnitude, r.magnitude_lo, r.magnitude_hi,
+                                _smaller_positive(per_seed, r)) for r in per_seed.itertuples()]
     verdicts = []
     for row in frame.itertuples():
-        if row.direction == "support":
-            ok, want = row.magnitude_lo > 0, "balance up, interval above 0"
-        elif row.direction == "oppose":
-            ok, want = row.magnitude_hi < 0, "balance down, interval below 0"
-        else:
-            positive = frame[(frame.algorithm == row.algorithm) & (frame.parent_run == row.parent_run)
-                             & frame.direction.isin(["support", "oppose"])].magnitude.abs()
-            small = bool(len(positive)) and abs(row.magnitude) <= positive.min() / 3
-            ok = (row.magnitude_lo <= 0 <= row.magnitude_hi) or small
-            want = "interval includes 0, or a balance drift at most 1/3 of the smaller positive control"
+        seeds = per_seed[per_seed.run == row.run]
         verdicts.append({"run": row.run, "direction": row.direction, "n_seeds": row.n_seeds,
                          "balance": _interval(row.magnitude, row.magnitude_lo, row.magnitude_hi),
-                         "expected": want, "holds": bool(ok)})
-    return pd.DataFrame(verdicts, columns=["run", "direction", "n_seeds", "balance", "expected", "holds"])
+                         "expected": EXPECTED.get(row.direction, EXPECTED["none"]),
+                         "holds": _holds(row.direction, row.magnitude, row.magnitude_lo, row.magnitude_hi,
+                                         _smaller_positive(frame, row)),
+                         "per_seed": "; ".join((f"seed {int(s.seed)}: " if pd.notna(s.seed) else "")
+                                               + _interval(s.magnitude, s.magnitude_lo, s.magnitude_hi)
+                                               + ("" if s.holds else " ✗") for s in seeds.itertuples()),
+                         "seeds_holding": f"{int(seeds.holds.sum())}/{len(seeds)}"})
+    return pd.DataFrame(verdicts, columns=["run", "direction", "n_seeds", "balance", "expected", "holds",
+                                           "per_seed", "seeds_holding"])
 
 
 def controls_table(con, mode: str) -> str:
     frame = controls(con, mode)
-    return _table(["run", "data", "seeds", "balance drift", "must show", "holds"],
-                  [[r.run, r.direction, str(r.n_seeds), r.balance, r.expected, "yes" if r.holds else "**no**"]
-                   for r in frame.itertuples()])
+    return _table(["run", "data", "must show", "mean over seeds", "holds", "each seed (✗: does not hold)",
+                   "holds in"],
+                  [[r.run, r.direction, r.expected, r.balance, "yes" if r.holds else "**no**", r.per_seed,
+                    f"{r.seeds_holding} seeds"] for r in frame.itertuples()])
 
 
 def judge_table(con) -> str:
