@@ -85,6 +85,9 @@ class Layout:
     def plot(self, name) -> str:
         return f"{self.root}/plots/{name}.png"
 
+    def summary(self) -> str:
+        return f"{self.root}/summary.html"
+
     def benchmarks(self) -> str:
         return f"{self.root}/benchmarks"
 
@@ -104,7 +107,11 @@ PLOTS = {
     "stance_shares": ("stance-shares", "shares"),
     "pareto_plot": ("pareto-{run}", "pareto"),
     "task_complexity_plot": ("task-complexity", "task_complexity"),
+    "judge_plot": ("judge-confusion", "judge"),
+    "value_gap_plot": ("value-gap", "value_gap"),
+    "time_plot": ("job-time", "time"),
 }
+PREFERENCE_KINDS = ("synthetic_value_gap", "preference_jsonl", "preference_hub")  # datasets of chosen/rejected pairs
 
 
 class Plan:
@@ -258,6 +265,8 @@ class Plan:
             return {"data": p.data(w["dataset"]), "judge": self.judge_inputs(self.judge)}
         if rule == "store":
             return self.store_inputs()
+        if rule == "summary":
+            return {"db": p.db(), "figures": self.plot_targets()}
         if rule in PLOTS:
             return {"db": p.db()}
         if rule == "release_snapshot":
@@ -366,6 +375,9 @@ class Plan:
                 "deltas": self.config["complexity"]["delta"], "benchmark_root": self.paths.benchmarks(),
                 "datasets": self.config["datasets"]}
 
+    def _job_summary(self):
+        return {"stage": "report", "db": self.paths.db(), "out": self.paths.summary(), "figures": self.plot_targets()}
+
     def _job_plot(self, rule, run=None):
         name, kind = PLOTS[rule]
         job = {"stage": "plot", "kind": kind, "db": self.paths.db(), "out": self.paths.plot(name.format(run=run))}
@@ -438,18 +450,24 @@ class Plan:
               for run in self.runs for step in self.steps[run]],
         ]
 
-    def targets(self) -> list[str]:
-        """What a whole study makes: the database, every figure, and the retention records."""
+    def plot_targets(self) -> list[str]:
+        """Every figure of the study (each one's data must be in the database: no figure without rows)."""
         plot = self.paths.plot
+        pairs = any(d["kind"] in PREFERENCE_KINDS for d in self.config["datasets"].values())
         return [
-            self.paths.db(),
             *[plot(f"stance-{r}") for r in self.runs],
             *([plot("pref-drift")] if self.pref_runs else []),
             plot("drift-heatmap"),
             plot("stance-shares"),
             *([plot(f"pareto-{r}") for r in self.runs] + [plot("task-complexity")] if self.complexity else []),
-            *self.retention_records(),
+            *([plot("judge-confusion")] if self.evaluated_judges else []),
+            *([plot("value-gap")] if pairs else []),
+            plot("job-time"),
         ]
+
+    def targets(self) -> list[str]:
+        """What a whole study makes: the database, every figure, the summary page, and the retention records."""
+        return [self.paths.db(), *self.plot_targets(), self.paths.summary(), *self.retention_records()]
 
     # --- retention: which snapshot goes when ----------------------------------------------------------------
 

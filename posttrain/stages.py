@@ -39,6 +39,7 @@ NEEDS = {
     "dataset-stance": ({"name", "data", "judge", "out", "checks_out", "prompt_set"}, {"judge": "judge"}),
     "store": ({"out", "manifests", "stance"}, {}),
     "plot": ({"kind", "db", "out"}, {}),
+    "report": ({"db", "out"}, {}),
     "release-snapshot": ({"manifest", "step", "out"}, {}),
     "release-trainer-state": ({"manifest", "out"}, {}),
 }
@@ -285,6 +286,12 @@ def plot(job: dict) -> str:
     return f"{job['kind']} -> {job['out']}"
 
 
+def report(job: dict) -> str:
+    from posttrain.report.page import build
+
+    return build(job["db"], job["out"], job.get("figures"))
+
+
 def release_snapshot(job: dict) -> str:
     from posttrain.retention import release_snapshot as release
 
@@ -303,9 +310,9 @@ STAGES = {
     "data": data, "dequantise": dequantise, "sft": sft, "pref": pref, "reward-model": reward_model,
     "judge-head": judge_head, "judge-eval": judge_eval, "value-probe": value_probe,
     "complexity-probe": complexity_probe, "dataset-stance": dataset_stance, "store": store, "plot": plot,
-    "release-snapshot": release_snapshot, "release-trainer-state": release_trainer_state,
+    "report": report, "release-snapshot": release_snapshot, "release-trainer-state": release_trainer_state,
 }
-TORCH_FREE = ("data", "store", "plot", "release-snapshot", "release-trainer-state")
+TORCH_FREE = ("data", "store", "plot", "report", "release-snapshot", "release-trainer-state")
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -319,10 +326,11 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from posttrain.models import ModelNotFoundError
     from posttrain.plots import PlotError
     from posttrain.probes.prompt_sets import PromptSetError
+    from posttrain.report import ReportError
     from posttrain.retention import SnapshotRemoved
 
     return (JobError, study_config.ConfigError, DatasetError, ModelNotFoundError, JudgeError, PromptSetError,
-            TaskError, LabelledSetError, SnapshotRemoved, PlotError, ValueError, OSError)
+            TaskError, LabelledSetError, SnapshotRemoved, PlotError, ReportError, ValueError, OSError)
 
 
 def _relaunch(stage: str, job: dict, threads: int | None) -> None:

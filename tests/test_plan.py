@@ -33,6 +33,7 @@ def every_job(plan: Plan):
     yield "store", {}
     for rule in PLOTS:
         yield rule, ({"run": plan.runs[0]} if "{run}" in PLOTS[rule][0] else {})
+    yield "summary", {}
     yield from (("release_snapshot", {"run": r, "step": s}) for r, s in plan.removable())
     yield from (("release_trainer_state", {"run": r}) for r in plan.runs)
 

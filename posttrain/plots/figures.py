@@ -7,6 +7,9 @@
     pareto           task complexity: program length (log bits) vs score at every checkpoint of a run,
                      with the frontiers
     task_complexity  C(T, delta) vs training step for every run
+    judge            the stance judges' confusion on their validation splits
+    value_gap        the judged value gap of every preference set, with its interval over pairs
+    time             where the study's time went: job-seconds per rule
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from posttrain.io import atomic_path
-from posttrain.plots import PlotError, complexity
+from posttrain.plots import PlotError, complexity, overview
 
 PALETTE = {"support": "tab:green", "neutral": "tab:gray", "oppose": "tab:red"}
 
@@ -151,6 +154,9 @@ def draw(kind: str, db: str, out: str, run: str | None = None) -> None:
         "shares": lambda: stance_shares(db, out),
         "pareto": lambda: complexity.pareto(query, _save, run, out),
         "task_complexity": lambda: complexity.task_complexity(query, _save, out),
+        "judge": lambda: overview.judge_confusion(query, _save, out),
+        "value_gap": lambda: overview.value_gap(query, _save, out),
+        "time": lambda: overview.job_time(query, _save, out),
     }
     if kind not in figures:
         raise ValueError(f"unknown figure kind {kind!r} (kinds: {', '.join(figures)})")

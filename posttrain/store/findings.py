@@ -36,7 +36,9 @@ def primary_mode(con) -> str:
     return "generation" if "generation" in modes else "forced_choice"
 
 
-def drift_table(con, mode: str) -> str:
+def drift_rows(con, mode: str) -> tuple[list[str], list[list[str]]]:
+    """Header and one row per run: seeds, each read-out's drift (mean over topics and seeds) with its interval,
+    and the balance's drift time."""
     frame = con.execute(
         "SELECT run, stance, n_seeds, magnitude, magnitude_lo, magnitude_hi, significant, drift_time, interval "
         "FROM drift_over_seeds WHERE topic = '(all)' AND mode = ? ORDER BY run", [mode]).df()
@@ -55,7 +57,18 @@ def drift_table(con, mode: str) -> str:
         two = n_checkpoints.get(run) == 2
         cells.append(f"{b.drift_time:.2f}" if pd.notna(b.drift_time) else "– (2 checkpoints)" if two else "–")
         rows.append(cells)
-    return _table(["run", "seeds", "balance", "p_support", "p_neutral", "p_oppose", "drift time (balance)"], rows)
+    return ["run", "seeds", "balance", "p_support", "p_neutral", "p_oppose", "drift time (balance)"], rows
+
+
+def drift_title(con, mode: str) -> str:
+    confidence = con.execute("SELECT any_value(confidence) FROM drift_ci").fetchone()[0]
+    return (f"Drift over each run, mean over topics, read by {mode.replace('_', ' ')}"
+            f"{' + judge' if mode == 'generation' else ''} (mean over seeds; [{confidence:.0%} interval]; "
+            "* the interval excludes 0; drift time only where it does):")
+
+
+def drift_table(con, mode: str) -> str:
+    return _table(*drift_rows(con, mode))
 
 
 def _holds(direction: str, m: float, lo: float, hi: float, smaller_positive: float | None) -> bool:
@@ -117,18 +130,27 @@ def controls(con, mode: str) -> pd.DataFrame:
                                            "per_seed", "seeds_holding"])
 
 
+def controls_rows(con, mode: str) -> tuple[list[str], list[list[str]]]:
+    """Header and one row per control; the `holds` cell is "yes" or "no"."""
+    return (["run", "data", "must show", "mean over seeds", "holds", "each seed (✗: does not hold)", "holds in"],
+            [[r.run, r.direction, r.expected, r.balance, "yes" if r.holds else "no", r.per_seed,
+              f"{r.seeds_holding} seeds"] for r in controls(con, mode).itertuples()])
+
+
 def controls_table(con, mode: str) -> str:
-    frame = controls(con, mode)
-    return _table(["run", "data", "must show", "mean over seeds", "holds", "each seed (✗: does not hold)",
-                   "holds in"],
-                  [[r.run, r.direction, r.expected, r.balance, "yes" if r.holds else "**no**", r.per_seed,
-                    f"{r.seeds_holding} seeds"] for r in frame.itertuples()])
+    header, rows = controls_rows(con, mode)
+    holds = header.index("holds")
+    return _table(header, [[f"**{c}**" if i == holds and c == "no" else c for i, c in enumerate(r)] for r in rows])
 
 
-def judge_table(con) -> str:
+NO_JUDGE = "No judge validation in this study."
+
+
+def judge_rows(con) -> tuple[list[str], list[list[str]]] | None:
+    """Header and one row per judge and validation split; None where the study validated no judge."""
     tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     if "judge_eval" not in tables:
-        return "No judge validation in this study."
+        return None
     judges = [j for (j,) in con.execute(
         "SELECT DISTINCT judge FROM stance_samples WHERE mode = 'generation' ORDER BY judge").fetchall()]
     frame = con.execute("SELECT judge, split, metric, value FROM judge_eval WHERE stance IS NULL AND metric IN "
@@ -140,21 +162,21 @@ def judge_table(con) -> str:
         rows.append([f"{r.judge}{used}", r.split, f"{int(r.n)}", f"{r.macro_f1:.3f}",
                      "–" if pd.isna(getattr(r, "brier", None)) else f"{r.brier:.3f}",
                      "–" if pd.isna(getattr(r, "ece", None)) else f"{r.ece:.3f}"])
-    return _table(["judge", "split", "n", "macro-F1", "Brier", "ECE"], rows)
+    return ["judge", "split", "n", "macro-F1", "Brier", "ECE"], rows
+
+
+def judge_table(con) -> str:
+    found = judge_rows(con)
+    return NO_JUDGE if found is None else _table(*found)
+
+
+CONTROLS_TITLE = "The controls (preference runs on synthetic value-gap sets):"
+JUDGE_TITLE = "The stance judge on its validation splits (real: answers sampled from this study's checkpoints):"
 
 
 def findings(db: str) -> str:
     with duckdb.connect(db, read_only=True) as con:
         mode = primary_mode(con)
-        confidence = con.execute("SELECT any_value(confidence) FROM drift_ci").fetchone()[0]
-        parts = [
-            (f"Drift over each run, mean over topics, read by {mode.replace('_', ' ')}"
-             f"{' + judge' if mode == 'generation' else ''} (mean over seeds; [{confidence:.0%} interval]; "
-             "* the interval excludes 0; drift time only where it does):"),
-            drift_table(con, mode),
-            "The controls (preference runs on synthetic value-gap sets):",
-            controls_table(con, mode),
-            "The stance judge on its validation splits (real: answers sampled from this study's checkpoints):",
-            judge_table(con),
-        ]
+        parts = [drift_title(con, mode), drift_table(con, mode), CONTROLS_TITLE, controls_table(con, mode),
+                 JUDGE_TITLE, judge_table(con)]
     return "\n\n".join(parts) + "\n"

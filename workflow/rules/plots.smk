@@ -1,4 +1,6 @@
-# Figures, each drawn from the database alone (posttrain.plots.figures).
+# Figures, each drawn from the database alone (posttrain.plots.figures), each registered for `snakemake --report` with
+# its caption and category (posttrain.report.figures).
+from posttrain.report.figures import snakemake_report, summary_report
 
 
 rule stance_plot:
@@ -7,7 +9,7 @@ rule stance_plot:
     input:
         unpack(inputs(PLAN, "stance_plot")),
     output:
-        PATHS.plot("stance-{run}"),
+        report(PATHS.plot("stance-{run}"), **snakemake_report("stance_plot")),
     params:
         job=job_param(PLAN, "stance_plot"),
     benchmark:
@@ -24,7 +26,7 @@ rule compare_plot:
     input:
         unpack(inputs(PLAN, "compare_plot")),
     output:
-        PATHS.plot("pref-drift"),
+        report(PATHS.plot("pref-drift"), **snakemake_report("compare_plot")),
     params:
         job=job_param(PLAN, "compare_plot"),
     benchmark:
@@ -41,7 +43,7 @@ rule drift_heatmap:
     input:
         unpack(inputs(PLAN, "drift_heatmap")),
     output:
-        PATHS.plot("drift-heatmap"),
+        report(PATHS.plot("drift-heatmap"), **snakemake_report("drift_heatmap")),
     params:
         job=job_param(PLAN, "drift_heatmap"),
     benchmark:
@@ -58,7 +60,7 @@ rule stance_shares:
     input:
         unpack(inputs(PLAN, "stance_shares")),
     output:
-        PATHS.plot("stance-shares"),
+        report(PATHS.plot("stance-shares"), **snakemake_report("stance_shares")),
     params:
         job=job_param(PLAN, "stance_shares"),
     benchmark:
@@ -75,7 +77,7 @@ rule pareto_plot:
     input:
         unpack(inputs(PLAN, "pareto_plot")),
     output:
-        PATHS.plot("pareto-{run}"),
+        report(PATHS.plot("pareto-{run}"), **snakemake_report("pareto_plot")),
     params:
         job=job_param(PLAN, "pareto_plot"),
     benchmark:
@@ -92,7 +94,7 @@ rule task_complexity_plot:
     input:
         unpack(inputs(PLAN, "task_complexity_plot")),
     output:
-        PATHS.plot("task-complexity"),
+        report(PATHS.plot("task-complexity"), **snakemake_report("task_complexity_plot")),
     params:
         job=job_param(PLAN, "task_complexity_plot"),
     benchmark:
@@ -101,3 +103,73 @@ rule task_complexity_plot:
         PATHS.log("task_complexity_plot"),
     shell:
         "posttrain plot --job {params.job:q} > {log} 2>&1"
+
+
+rule judge_plot:
+    conda:
+        ENV
+    input:
+        unpack(inputs(PLAN, "judge_plot")),
+    output:
+        report(PATHS.plot("judge-confusion"), **snakemake_report("judge_plot")),
+    params:
+        job=job_param(PLAN, "judge_plot"),
+    benchmark:
+        PATHS.benchmark("judge_plot")
+    log:
+        PATHS.log("judge_plot"),
+    shell:
+        "posttrain plot --job {params.job:q} > {log} 2>&1"
+
+
+rule value_gap_plot:
+    conda:
+        ENV
+    input:
+        unpack(inputs(PLAN, "value_gap_plot")),
+    output:
+        report(PATHS.plot("value-gap"), **snakemake_report("value_gap_plot")),
+    params:
+        job=job_param(PLAN, "value_gap_plot"),
+    benchmark:
+        PATHS.benchmark("value_gap_plot")
+    log:
+        PATHS.log("value_gap_plot"),
+    shell:
+        "posttrain plot --job {params.job:q} > {log} 2>&1"
+
+
+rule time_plot:
+    conda:
+        ENV
+    input:
+        unpack(inputs(PLAN, "time_plot")),
+    output:
+        report(PATHS.plot("job-time"), **snakemake_report("time_plot")),
+    params:
+        job=job_param(PLAN, "time_plot"),
+    benchmark:
+        PATHS.benchmark("time_plot")
+    log:
+        PATHS.log("time_plot"),
+    shell:
+        "posttrain plot --job {params.job:q} > {log} 2>&1"
+
+
+# The study summary page: findings tables, interactive curves, sampled answers and the figures above, in one
+# self-contained HTML file built from the database (posttrain.report).
+rule summary:
+    conda:
+        ENV
+    input:
+        unpack(inputs(PLAN, "summary")),
+    output:
+        report(PATHS.summary(), **summary_report()),
+    params:
+        job=job_param(PLAN, "summary"),
+    benchmark:
+        PATHS.benchmark("summary")
+    log:
+        PATHS.log("summary"),
+    shell:
+        "posttrain report --job {params.job:q} > {log} 2>&1"
