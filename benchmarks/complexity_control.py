@@ -43,21 +43,46 @@ from posttrain.store.build import COMPLEXITY_VIEWS, delta_sql
 START = "start"
 
 
-def spec_for(config: str, n_test_per_topic: int, estimators: dict) -> dict:
+def spec_for(config: str, n_test_per_topic: int, estimators: dict, train_from: list[str]) -> dict:
+    """The config's complexity spec with the stance task at n_test_per_topic items of every topic, its train
+    examples from `train_from` (all of them: the prequential max_examples is the cap) and these estimators."""
     spec = Plan(validate(read_yaml(config)), root="results").complexity_spec()
-    stance = {k: v for k, v in spec["tasks"]["stance"].items() if k != "n_test"}
-    spec["tasks"] = {"stance": {**stance, "n_test_per_topic": n_test_per_topic}}
+    stance = {k: v for k, v in spec["tasks"]["stance"].items() if k not in ("n_test", "n_train")}
+    spec["tasks"] = {"stance": {**stance, "n_test_per_topic": n_test_per_topic, "train_from": train_from}}
     spec["estimators"] = estimators
     return spec
 
 
-def measure_all(spec: dict, start: str, ends: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+def estimator_specs(estimators: dict, lrs: list[float]) -> list[dict]:
+    """One estimator set per prequential learning rate (the reference keeps the better of two): the first carries
+    every estimator, the others only prequential."""
+    first = {**estimators, "prequential": {**estimators["prequential"], "lr": lrs[0]}}
+    return [first] + [{"prequential": {**estimators["prequential"], "lr": lr}} for lr in lrs[1:]]
+
+
+def remeasure_start(spec: dict, specs: list[dict], start: str, earlier: pd.DataFrame, estimators: set[str]):
+    """Keep an earlier measurement's rows but the start's own rows of `estimators` (row names), which are measured
+    again on the start with this run's settings (e.g. a longer prequential pass), filed for every end run."""
+    model, tokenizer = load_checkpoint(start)
+    t = time.perf_counter()
+    fresh = pd.concat([measure(model, tokenizer, {**spec, "estimators": s}, START, 0, {}) for s in specs],
+                      ignore_index=True)
+    seconds = time.perf_counter() - t
+    print(f"{START} ({', '.join(sorted(estimators))}): {seconds:.0f} s", flush=True)
+    own = (earlier["step"] == 0) & (earlier["target_step"] == 0) & earlier["estimator"].isin(estimators)
+    kept = earlier[~own]
+    frames = [kept] + [fresh.assign(run=run, target_run=run) for run in kept["run"].unique()]
+    return pd.concat(frames, ignore_index=True), {START: seconds}
+
+
+def measure_all(spec: dict, specs: list[dict], start: str, ends: dict[str, str]) -> tuple[pd.DataFrame, dict]:
     """Rows as the study files them: for each end run, step 0 holds the start's programs and the weight delta to
-    the end (filed on the start), step 1 the end's own programs."""
+    the end (filed on the start), step 1 the end's own programs (the ends' at the first learning rate only)."""
     model, tokenizer = load_checkpoint(start)
     start_weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     t = time.perf_counter()
-    start_rows = measure(model, tokenizer, spec, START, 0, {})
+    start_rows = pd.concat([measure(model, tokenizer, {**spec, "estimators": s}, START, 0, {}) for s in specs],
+                           ignore_index=True)
     seconds = {START: time.perf_counter() - t}
     print(f"{START}: {seconds[START]:.0f} s", flush=True)
     del model
@@ -116,6 +141,14 @@ def main() -> None:
     ap.add_argument("--n-test-per-topic", type=int, default=10)
     ap.add_argument("--icl-k", type=int, nargs="+", default=[2, 8])
     ap.add_argument("--prequential-max", type=int, default=32)
+    ap.add_argument("--prequential-lr", type=float, nargs="+", default=[1e-4],
+                    help="one streaming pass per learning rate on the start (the ends: the first only)")
+    ap.add_argument("--train-from", nargs="+", default=["labelled"], choices=["labelled", "value_qa"],
+                    help="the stance task's train examples (value_qa: what the value-gap DPO sets carry)")
+    ap.add_argument("--reuse", metavar="PARQUET", help="keep an earlier run's rows, measuring again on the start "
+                    "only the estimators of --remeasure")
+    ap.add_argument("--remeasure", nargs="+", default=["prequential"], choices=["zero_shot", "prompting",
+                    "prequential"], help="with --reuse: the start's estimators to measure again")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--points", help="reuse the rows of an earlier run (a Parquet file) instead of measuring")
@@ -123,15 +156,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ends = dict(e.split("=", 1) for e in args.end)
     estimators = {"zero_shot": {}, "prompting": {"icl_k": args.icl_k},
-                  "prequential": {"max_examples": args.prequential_max, "batch": 8, "lr": 1e-4},
+                  "prequential": {"max_examples": args.prequential_max, "batch": 8, "lr": args.prequential_lr[0]},
                   "weight_delta": {"bits": [4], "references": ["run_start"]}}
-    spec = spec_for(args.config, args.n_test_per_topic, estimators)
+    spec = spec_for(args.config, args.n_test_per_topic, estimators, args.train_from)
+    specs = estimator_specs(estimators, args.prequential_lr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.points:
         points, seconds = pd.read_parquet(args.points), {}
+    elif args.reuse:
+        remeasure = {"prompting": {"instruction", "icl"}}
+        names = set().union(*(remeasure.get(e, {e}) for e in args.remeasure))
+        points, seconds = remeasure_start(spec, [{k: v for k, v in s.items() if k in args.remeasure} for s in specs],
+                                          args.start, pd.read_parquet(args.reuse), names)
+        points.to_parquet(out / "complexity_control.parquet")
     else:
-        points, seconds = measure_all(spec, args.start, ends)
+        points, seconds = measure_all(spec, specs, args.start, ends)
         points.to_parquet(out / "complexity_control.parquet")
     con = store(points, out / "complexity_control.duckdb")
     rows = summary(con)
@@ -141,6 +181,8 @@ def main() -> None:
                str(out / f"complexity_control-{run}.png"))
     result = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
               "threads": args.threads, "start": args.start, "ends": ends, "estimators": estimators,
+              "prequential_lr": args.prequential_lr, "train_from": args.train_from,
+              "reused": {"rows_of": args.reuse, "start_remeasured": args.remeasure} if args.reuse else None,
               "n_test_items": int(points["n_items"].iloc[0]), "seconds_per_checkpoint": seconds,
               "harness_bits": float(points["harness_bits"].iloc[0]), "by_delta": rows}
     (out / "complexity_control.json").write_text(json.dumps(result, indent=1))

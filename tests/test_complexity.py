@@ -272,6 +272,31 @@ def test_stance_task_is_scored_by_the_judge(tiny, tmp_path):
         tasks.load("mmlu", {})
 
 
+def test_stance_task_can_carry_what_the_value_gap_sets_train_on():
+    """train_from value_qa: the SFT source questions' answers of the stance (the DPO value-gap sets' chosen
+    answers), interleaved topic by topic, after the labelled set's when both are named; never a test question."""
+    from posttrain.data.sft_mix import value_questions
+    from posttrain.judges import labelled
+
+    judge = {"kind": "lm_head"}
+    labelled_only = tasks.load("stance", {"judge": judge})
+    both = tasks.load("stance", {"judge": judge, "train_from": ["labelled", "value_qa"]})
+    value_qa = tasks.load("stance", {"judge": judge, "stance": "oppose", "train_from": "value_qa", "n_train": 22})
+    sources = {q["question"]: q for q in value_questions()}
+    assert len(labelled_only.train) == sum(r["stance"] == "support" and r["split"] == "train"
+                                           for r in labelled.load(labelled.DEFAULT))
+    assert both.train[: len(labelled_only.train)] == labelled_only.train
+    added = both.train[len(labelled_only.train):]
+    assert len(added) == len(sources) == 220 and all(sources[e["input"]]["support"] == e["target"] for e in added)
+    assert len(value_qa.train) == 22 and all(sources[e["input"]]["oppose"] == e["target"] for e in value_qa.train)
+    first_topics = [sources[e["input"]]["topic"] for e in value_qa.train]
+    assert first_topics[:11] == first_topics[11:] and len(set(first_topics)) == 11  # every topic, in turn
+    carried = {e["input"].strip().lower() for e in both.train}
+    assert len(both.test) == 110 and not carried & {e["input"].strip().lower() for e in both.test}
+    with pytest.raises(tasks.TaskError, match="train_from 'sft'"):
+        tasks.load("stance", {"judge": judge, "train_from": "sft"})
+
+
 def test_cluster_task_loaders_and_scorers_on_local_rows(monkeypatch):
     """The hub tasks' row handling and metrics, on rows shaped like the hub's (no network here)."""
     import json

@@ -1,10 +1,13 @@
 """Stance expression: answer a value question taking a given stance; an item's score is the stance judge's
 probability of that stance for the answer (the study's own judge, validated on the labelled set).
 
-Train examples (what in-context and prequential programs carry) are the labelled set's answers of that stance
-on its train split. Test items are questions of the value prompt set (values-v1: 11 topics), `n_test_per_topic`
-from every topic, interleaved topic by topic so that `n_test` cuts evenly. A test question is never one the
-judge was fitted on, nor one a program carries.
+Train examples (what in-context and prequential programs carry) are answers of that stance, from `train_from`:
+`labelled` (default: the judge's labelled set, train split: 77 per stance), `value_qa` (the SFT source questions'
+answers, 220 per stance: what the synthetic value-gap sets' DPO pairs carry, so a stage trained on one of them
+teaches this task in its own format), or both in that order. value_qa is interleaved topic by topic, so that a
+data program's first N examples span the topics. Test items are questions of the value prompt set (values-v1:
+11 topics), `n_test_per_topic` from every topic, interleaved topic by topic so that `n_test` cuts evenly. A test
+question is never one the judge was fitted on, nor one a program carries.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from itertools import chain, zip_longest
 
 from posttrain.complexity.tasks import Task, TaskError
+from posttrain.data.sft_mix import value_questions
 from posttrain.judges import build, labelled
 from posttrain.probes import prompt_sets
 from posttrain.probes.values import judge_training_questions
@@ -36,15 +40,37 @@ def test_questions(settings: dict, excluded: set[str]) -> list[dict]:
             for p in items]
 
 
+TRAIN_SOURCES = ("labelled", "value_qa")
+
+
+def train_examples(settings: dict, stance: str) -> list[dict]:
+    sources = settings.get("train_from", "labelled")
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    unknown = [s for s in sources if s not in TRAIN_SOURCES]
+    if unknown or not sources:
+        raise TaskError(f"stance task: train_from {settings.get('train_from')!r} must name one or more of "
+                        f"{', '.join(TRAIN_SOURCES)}")
+    train = []
+    for source in sources:
+        if source == "labelled":
+            rows = labelled.load(settings.get("labelled_set", labelled.DEFAULT))
+            train += [{"input": r["question"], "target": r["response"]}
+                      for r in rows if r["stance"] == stance and r["split"] == "train"]
+        else:
+            by_topic: dict[str, list[dict]] = {}
+            for q in value_questions():
+                by_topic.setdefault(q["topic"], []).append({"input": q["question"], "target": q[stance]})
+            train += [e for e in chain.from_iterable(zip_longest(*by_topic.values())) if e is not None]
+    return train[: settings.get("n_train")]
+
+
 def build_task(settings: dict) -> Task:
     stance = settings.get("stance", "support")
     if stance not in INSTRUCTION:
         raise TaskError(f"stance task: stance {stance!r} is not one of {', '.join(INSTRUCTION)}")
     if "judge" not in settings:
         raise TaskError("the stance task needs a judge spec (the workflow passes probes.judge)")
-    rows = labelled.load(settings.get("labelled_set", labelled.DEFAULT))
-    train = [{"input": r["question"], "target": r["response"]}
-             for r in rows if r["stance"] == stance and r["split"] == "train"][: settings.get("n_train")]
+    train = train_examples(settings, stance)
     carried = {e["input"].strip().lower() for e in train}
     test = test_questions(settings, carried | judge_training_questions(settings["judge"]))
     judge = {}
