@@ -122,6 +122,17 @@ def _replicate_over_seeds(config: dict[str, Any]) -> None:
                                   f"name one replicate ({', '.join(replicated[parent])})")
 
 
+def _check_stance_task(settings: dict | None) -> None:
+    """The stance task's train source, before any training (the task itself is built in the complexity jobs)."""
+    from posttrain.complexity.tasks import STANCE_TRAIN_SOURCES
+
+    sources = (settings or {}).get("train_from", "labelled")
+    listed = [sources] if isinstance(sources, str) else sources if isinstance(sources, list) else [None]
+    if not listed or not set(listed) <= set(STANCE_TRAIN_SOURCES):
+        raise ConfigError(f"config error at complexity.tasks.stance.train_from: {sources!r} must name one or more "
+                          f"of {', '.join(STANCE_TRAIN_SOURCES)}")
+
+
 def validate(config: dict[str, Any]) -> dict[str, Any]:
     """Validate a study config in place (defaults filled) and check names that refer to each other."""
     config.update(copy.deepcopy(config))  # YAML anchors share objects between runs; defaults must not leak
@@ -167,6 +178,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if config["probes"]["judge"] not in config["judges"]:
         raise ConfigError(f"config error at probes.judge: {config['probes']['judge']!r} is not defined under judges "
                           f"(defined: {', '.join(sorted(config['judges']))})")
+    _check_stance_task(config["complexity"]["tasks"].get("stance"))
     for name, judge in config["judges"].items():
         if judge["kind"] in ("lm", "lm_head") and judge["model"] not in config["models"]:
             raise ConfigError(f"config error at judges.{name}.model: {judge['model']!r} is not defined under models")

@@ -35,6 +35,8 @@ def test_scientific_notation_without_dot_is_a_float(tmp_path, tiny_config):
     (lambda c: c["datasets"]["mix"].update(stance_mix={"support": 0.5, "neutral": 0.5, "oppose": 0.5}),
      r"datasets\.mix\.stance_mix: shares must sum to 1"),
     (lambda c: c.update(sftt={}), r"<top level>: unknown key 'sftt'"),
+    (lambda c: c["complexity"]["tasks"].update(stance={"train_from": ["labelled", "sft"]}),
+     r"complexity\.tasks\.stance\.train_from: \['labelled', 'sft'\] must name one or more of labelled, value_qa"),
 ])
 def test_bad_config_names_the_key(tiny_config, mutate, message):
     mutate(tiny_config)

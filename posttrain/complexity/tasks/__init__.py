@@ -17,6 +17,7 @@ class TaskError(ValueError):
 
 
 DEFAULT_DELTAS = [round(0.1 * i, 1) for i in range(1, 10)]  # every task's score lies in [0, 1]
+STANCE_TRAIN_SOURCES = ("labelled", "value_qa")  # where the stance task's train examples come from
 
 
 @dataclass

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from itertools import chain, zip_longest
 
-from posttrain.complexity.tasks import Task, TaskError
+from posttrain.complexity.tasks import STANCE_TRAIN_SOURCES, Task, TaskError
 from posttrain.data.sft_mix import value_questions
 from posttrain.judges import build, labelled
 from posttrain.probes import prompt_sets
@@ -40,16 +40,13 @@ def test_questions(settings: dict, excluded: set[str]) -> list[dict]:
             for p in items]
 
 
-TRAIN_SOURCES = ("labelled", "value_qa")
-
-
 def train_examples(settings: dict, stance: str) -> list[dict]:
     sources = settings.get("train_from", "labelled")
     sources = [sources] if isinstance(sources, str) else list(sources)
-    unknown = [s for s in sources if s not in TRAIN_SOURCES]
+    unknown = [s for s in sources if s not in STANCE_TRAIN_SOURCES]
     if unknown or not sources:
         raise TaskError(f"stance task: train_from {settings.get('train_from')!r} must name one or more of "
-                        f"{', '.join(TRAIN_SOURCES)}")
+                        f"{', '.join(STANCE_TRAIN_SOURCES)}")
     train = []
     for source in sources:
         if source == "labelled":
