@@ -122,6 +122,47 @@ def _replicate_over_seeds(config: dict[str, Any]) -> None:
                                   f"name one replicate ({', '.join(replicated[parent])})")
 
 
+def control_tests(config: dict[str, Any]) -> list[dict]:
+    """The controls' tests of a validated config (section `controls`), one dict per control: run (the name under pref,
+    before seeds expand it), test, direction (superiority), against (superiority; None: against 0), margin. power
+    (controls.power, for `posttrain findings`). Explicit `controls.tests` are checked against the runs; without them
+    every preference run on a synthetic value-gap set is a control (its dataset's direction: none an equivalence
+    test, support / oppose a superiority test up / down against the neutral control of the same algorithm and
+    parent, if any)."""
+    section = config.get("controls", {})
+    runs = {}
+    for run, spec in config["pref"].items():
+        runs.setdefault(spec.get("replicate_of", run), spec)
+    explicit = section.get("tests")
+    if explicit is None:
+        gaps = {name: config["datasets"][spec["dataset"]].get("direction") for name, spec in runs.items()
+                if config["datasets"][spec["dataset"]]["kind"] == "synthetic_value_gap"}
+        explicit = {}
+        for name, direction in sorted(gaps.items()):
+            if direction == "none":
+                explicit[name] = {"test": "equivalence"}
+                continue
+            same = [other for other, d in sorted(gaps.items()) if d == "none" and runs[other]["algorithm"]
+                    == runs[name]["algorithm"] and runs[other]["from"] == runs[name]["from"]]
+            explicit[name] = {"test": "superiority", "direction": "up" if direction == "support" else "down",
+                              **({"against": same[0]} if same else {})}
+    tests = []
+    for name, test in explicit.items():
+        where = f"config error at controls.tests.{name}"
+        if name not in runs:
+            raise ConfigError(f"{where}: {name!r} is not a run under pref (runs: {', '.join(sorted(runs)) or 'none'})")
+        against = test.get("against")
+        if against is not None and explicit.get(against, {}).get("test") != "equivalence":
+            raise ConfigError(f"{where}.against: {against!r} must be a control with test equivalence under "
+                              "controls.tests (a negative control)")
+        tests.append({"run": name, "test": test["test"], "direction": test.get("direction"), "against": against,
+                      "power": section.get("power", 0.8),
+                      "margin": test.get("margin", section.get("margin", 0.1)) if test["test"] == "equivalence"
+                      else (explicit[against].get("margin", section.get("margin", 0.1)) if against else
+                            section.get("margin", 0.1))})
+    return tests
+
+
 def _check_stance_task(settings: dict | None) -> None:
     """The stance task's train source, before any training (the task itself is built in the complexity jobs)."""
     from posttrain.complexity.tasks import STANCE_TRAIN_SOURCES
@@ -179,6 +220,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config error at probes.judge: {config['probes']['judge']!r} is not defined under judges "
                           f"(defined: {', '.join(sorted(config['judges']))})")
     _check_stance_task(config["complexity"]["tasks"].get("stance"))
+    control_tests(config)
     for name, judge in config["judges"].items():
         if judge["kind"] in ("lm", "lm_head") and judge["model"] not in config["models"]:
             raise ConfigError(f"config error at judges.{name}.model: {judge['model']!r} is not defined under models")

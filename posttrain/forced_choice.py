@@ -146,7 +146,9 @@ def calibrated_score(model, tokenizer, prompt_set: PromptSet, batch_size: int = 
     lists no options), and so are the CONTENT_FREE questions. Per order, the prompt's label distribution is
     divided by the mean content-free one and renormalised (contextual calibration); then averaged over orders.
     Row: p_* (calibrated, or raw when calibrate is off), raw_p_* (uncalibrated, averaged over orders),
-    cf_* (the content-free distribution, averaged over orders), label_mass (mean over orders), n_orders,
+    cf_* (the content-free distribution, averaged over orders), label_mass (mean over orders),
+    content_free_label_mass (the content-free inputs' label mass, mean over inputs and orders: how much of the
+    model's next-token probability the label words get when there is no question), n_orders,
     order_spread (the largest change of any p_* between orders: how much the option order moves it)."""
     chosen = CYCLIC_ORDERS if orders == "cyclic" and prompt_set.options else (STANCES,)
     n = len(prompt_set.prompts)
@@ -158,7 +160,8 @@ def calibrated_score(model, tokenizer, prompt_set: PromptSet, batch_size: int = 
     every = PromptSet(prompt_set.name, "{text}", prompt_set.labels, [{"text": t} for t in texts])
     rows = score(model, tokenizer, every, batch_size, progress)
     p = np.array([[r[f"p_{s}"] for s in STANCES] for r in rows]).reshape(len(chosen), n + len(CONTENT_FREE), 3)
-    mass = np.array([r["label_mass"] for r in rows]).reshape(len(chosen), -1)[:, :n]
+    every_mass = np.array([r["label_mass"] for r in rows]).reshape(len(chosen), -1)
+    mass, cf_mass = every_mass[:, :n], float(every_mass[:, n:].mean())
     raw, cf = p[:, :n], p[:, n:].mean(axis=1, keepdims=True)  # (order, prompt, stance), (order, 1, stance)
     read = raw / cf / (raw / cf).sum(axis=-1, keepdims=True) if calibrate else raw
     spread = (read.max(axis=0) - read.min(axis=0)).max(axis=-1)
@@ -167,7 +170,8 @@ def calibrated_score(model, tokenizer, prompt_set: PromptSet, batch_size: int = 
         out.append({**{f"p_{s}": float(read[:, i, j].mean()) for j, s in enumerate(STANCES)},
                     **{f"raw_p_{s}": float(raw[:, i, j].mean()) for j, s in enumerate(STANCES)},
                     **{f"cf_{s}": float(cf[:, 0, j].mean()) for j, s in enumerate(STANCES)},
-                    "label_mass": float(mass[:, i].mean()), "n_orders": len(chosen),
+                    "label_mass": float(mass[:, i].mean()), "content_free_label_mass": cf_mass,
+                    "n_orders": len(chosen),
                     "order_spread": float(spread[i]), "calibration": "content_free" if calibrate else "none",
                     "template": rows[i]["template"]})
     return out

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import validate
+from posttrain.config import control_tests, validate
 from posttrain.data.sft_mix import SOURCES as SFT_SOURCES
 from posttrain.schedule import checkpoint_steps
 
@@ -373,7 +373,9 @@ class Plan:
                 "label_mass_floor": floor,
                 **{k: drift["bootstrap"][k] for k in ("resamples", "confidence", "seed")},
                 "deltas": self.config["complexity"]["delta"], "benchmark_root": self.paths.benchmarks(),
-                "datasets": self.config["datasets"]}
+                "datasets": self.config["datasets"], "controls": control_tests(self.config),
+                "label_mass_min_share": self.config["probes"]["values"].get("forced_choice", {}).get(
+                    "label_mass_min_share", 0.9)}
 
     def _job_summary(self):
         return {"stage": "report", "db": self.paths.db(), "out": self.paths.summary(), "figures": self.plot_targets()}

@@ -271,7 +271,8 @@ def store(job: dict) -> str:
                     job.get("datasets_stance", []), job.get("judge_evals", []), job.get("resamples", 1000),
                     job.get("confidence", 0.95), job.get("seed", 0), job.get("complexity", []),
                     job.get("deltas", {}), job.get("benchmarks", []), job.get("benchmark_root"),
-                    job.get("dataset_checks", []), job.get("label_mass_floor", 0.1), job.get("datasets"))
+                    job.get("dataset_checks", []), job.get("label_mass_floor", 0.1), job.get("datasets"),
+                    job.get("controls", []), job.get("label_mass_min_share", 0.9))
     with duckdb.connect(job["out"], read_only=True) as con:
         n = con.execute("SELECT count(*) FROM stance_samples").fetchone()[0]
     note = (f"{len(missing)} of {len(job.get('benchmarks', []))} job benchmark files absent (jobs run before they "

@@ -1,5 +1,6 @@
-"""Bootstrap intervals on fixtures whose answer is known in closed form, and the drift metrics against the
-SQL view they mirror."""
+"""The one resampling scheme (posttrain/store/bootstrap.py) on fixtures whose answer is known in closed form, the
+drift metrics against the SQL view they mirror, and the scheme written out draw by draw. Coverage on simulated
+studies is tests/test_coverage.py."""
 
 import math
 
@@ -21,23 +22,22 @@ def rows(values: dict[int, list[list[float]]], topic="t", mode="forced_choice"):
 
 
 def test_interval_of_a_proportion_matches_the_normal_approximation():
-    n, share = 400, 0.3  # 120 prompts say support with certainty, 280 not: CI = p -/+ 1.96 sqrt(p(1-p)/n)
+    n, share = 400, 0.3  # 120 prompts say support with certainty, 280 not: CI = p -/+ 1.96 sqrt(p(1-p)/(n-1))
     prompts = [[1.0] if i < n * share else [0.0] for i in range(n)]
-    stance, _ = intervals(rows({0: prompts, 10: prompts}), resamples=4000, confidence=0.95, fraction=0.95)
+    stance = intervals(rows({0: prompts, 10: prompts}), resamples=4000, confidence=0.95, fraction=0.95).stance_ci
     row = stance[(stance.step == 0) & (stance.stance == "support")].iloc[0]
-    half = 1.96 * math.sqrt(share * (1 - share) / n)
+    half = 1.96 * math.sqrt(share * (1 - share) / (n - 1))  # s^2 / n with s^2 the sample variance
     assert row.lo == pytest.approx(share - half, abs=0.01)
     assert row.hi == pytest.approx(share + half, abs=0.01)
 
 
-def test_samples_within_prompts_are_resampled():
-    # every prompt has the same mean (0.5) but its 2 samples disagree: the spread comes from samples alone
+def test_answers_within_a_prompt_are_not_resampled_again():
+    # every prompt's mean is 0.5 but its 2 answers disagree: a cluster bootstrap over prompts sees no spread (the
+    # answers' noise enters only through the prompts' means)
     prompts = [[0.0, 1.0] for _ in range(50)]
-    stance, _ = intervals(rows({0: prompts}), resamples=4000, confidence=0.95, fraction=0.95)
+    stance = intervals(rows({0: prompts}), resamples=500, confidence=0.95, fraction=0.95).stance_ci
     row = stance[stance.stance == "support"].iloc[0]
-    half = 1.96 * math.sqrt(0.25 / 2 / 50)  # a prompt's mean of 2 resampled draws has variance 0.25 / 2
-    assert row.hi - row.lo == pytest.approx(2 * half, rel=0.2)
-    assert row.lo < 0.5 < row.hi
+    assert row.lo == row.hi == 0.5
 
 
 def test_prompts_stay_paired_across_checkpoints():
@@ -45,7 +45,8 @@ def test_prompts_stay_paired_across_checkpoints():
     rng = np.random.default_rng(0)
     start = rng.uniform(0, 0.6, size=60)
     frame = rows({0: [[v] for v in start], 5: [[v + 0.2] for v in start], 20: [[v + 0.3] for v in start]})
-    stance, drift = intervals(frame, resamples=2000, confidence=0.95, fraction=0.95)
+    found = intervals(frame, resamples=2000, confidence=0.95, fraction=0.95)
+    stance, drift = found.stance_ci, found.drift_ci
     support = drift[drift.stance == "support"].iloc[0]
     assert support.magnitude_lo == pytest.approx(0.3) and support.magnitude_hi == pytest.approx(0.3)
     level = stance[(stance.step == 0) & (stance.stance == "support")].iloc[0]
@@ -60,7 +61,7 @@ def test_sample_ids_stay_paired_across_checkpoints():
     rng = np.random.default_rng(1)
     start = rng.uniform(0, 0.7, size=(20, 4))
     frame = rows({0: start.tolist(), 9: (start + 0.25).tolist()})
-    _, drift = intervals(frame, resamples=2000, confidence=0.95, fraction=0.95)
+    drift = intervals(frame, resamples=2000, confidence=0.95, fraction=0.95).drift_ci
     support = drift[drift.stance == "support"].iloc[0]
     assert support.magnitude_lo == pytest.approx(0.25) and support.magnitude_hi == pytest.approx(0.25)
 
@@ -74,7 +75,8 @@ def test_a_sample_id_twice_at_one_checkpoint_is_named():
 
 def test_a_constant_curve_has_point_intervals_and_no_drift_time():
     prompts = [[0.4] for _ in range(10)]
-    stance, drift = intervals(rows({0: prompts, 3: prompts}), resamples=500, confidence=0.9, fraction=0.95)
+    found = intervals(rows({0: prompts, 3: prompts}), resamples=500, confidence=0.9, fraction=0.95)
+    stance, drift = found.stance_ci, found.drift_ci
     assert (stance.lo == stance.hi).all()
     assert drift.magnitude_lo.eq(0).all() and drift.drift_time_lo.isna().all()
 
@@ -117,20 +119,18 @@ def test_numpy_metrics_agree_with_the_drift_view():
                             for t, v in curves.items() for i, s in enumerate(steps)])
     con.register("samples_df", samples)
     con.execute("CREATE TABLE stance_samples AS SELECT *, 'j' AS judge, 1.0 AS label_mass, p_support AS raw_p_support, "
-                "p_neutral AS raw_p_neutral, p_oppose AS raw_p_oppose FROM samples_df")
-    stance_ci, drift_ci = intervals(samples, 100, 0.95, 0.9)
-    con.register("stance_ci", stance_ci)
-    con.register("drift_ci", drift_ci)
-    from posttrain.store.build import VIEWS, judge_correction, t_quantiles
+                "p_neutral AS raw_p_neutral, p_oppose AS raw_p_oppose, NULL::DOUBLE AS content_free_label_mass "
+                "FROM samples_df")
+    found = intervals(samples, 100, 0.95, 0.9)
+    con.register("stance_ci", found.stance_ci)
+    con.register("drift_ci", found.drift_ci)
+    from posttrain.store.bootstrap import ESTIMANDS
+    from posttrain.store.build import VIEWS
 
-    con.execute("CREATE TABLE runs AS SELECT 'r' AS run, 'r' AS replicate_of, 0 AS seed")  # what the views join
-    con.register("t_quantiles", t_quantiles(0.95))
-    con.register("judge_correction", judge_correction(
-        pd.DataFrame(columns=["judge", "split", "stance", "p_support", "p_neutral", "p_oppose"])))
-
-    con.execute(VIEWS.read_text().format(extremum_fraction=0.9, label_mass_floor=0.1))
+    con.execute(VIEWS.read_text().format(extremum_fraction=0.9, label_mass_floor=0.1, label_mass_min_share=0.9,
+                                         estimand_run=ESTIMANDS["run"]))
     view = con.execute("SELECT topic, magnitude, significant, drift_time, drift_time_settled, drift_time_null_reason "
-                       "FROM drift WHERE stance = 'support' ORDER BY topic").df()
+                       "FROM drift_all WHERE stance = 'support' AND topic <> '(all)' ORDER BY topic").df()
     assert view.set_index("topic").significant.to_dict() == {t: t != "flat" for t in curves}  # one prompt: points
     assert view.set_index("topic").drift_time_null_reason.fillna("").to_dict() == {
         t: "the curve never moves" if t == "flat" else "" for t in curves}
@@ -143,24 +143,25 @@ def test_numpy_metrics_agree_with_the_drift_view():
 
 
 def reference_intervals(frame: pd.DataFrame, resamples: int, confidence: float, fraction: float, seed: int):
-    """The resampling scheme written out one draw at a time: per replicate, the topic's prompts, then each
-    chosen prompt's sample ids (as many as it has), once for all checkpoints; the curve at a step is the mean
-    over the drawn (prompt, sample id) pairs present at that step (the point estimate of stance_by_topic)."""
+    """The resampling scheme written out one draw at a time: per replicate, n - 1 of each (topic, mode)'s n prompts
+    with replacement, one draw for every run and checkpoint; the curve at a step is the mean over the drawn prompts
+    present at that step of each prompt's mean over its answers (the point estimate of stance_by_topic)."""
     rng = np.random.default_rng(seed)
     q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
-    stance, drift, by_key = {}, {}, {}
+    stance, drift, by_key, draws = {}, {}, {}, {}
+    for key, group in frame.groupby(["topic", "mode"]):
+        prompts = list(np.sort(group.prompt_id.unique()))
+        draws[key] = (prompts, [rng.integers(0, len(prompts), max(len(prompts) - 1, 1)) for _ in range(resamples)])
     for key, group in frame.groupby(["run", "topic", "mode"]):
         steps = np.sort(group.step.unique())
-        prompts = np.sort(group.prompt_id.unique())
-        ids = {p: np.sort(group[group.prompt_id == p].sample_id.unique()) for p in prompts}
-        values = {(r.step, r.prompt_id, r.sample_id): (r.p_support, r.p_neutral, r.p_oppose)
-                  for r in group.itertuples()}
+        prompts, picks = draws[key[1:]]
+        means = np.full((len(steps), len(prompts), 3), np.nan)  # each prompt's mean over its answers
+        for (step, prompt), g in group.groupby(["step", "prompt_id"]):
+            means[list(steps).index(step), prompts.index(prompt)] = g[["p_support", "p_neutral", "p_oppose"]].mean()
         curves = np.empty((resamples, len(steps), 3))
-        for b in range(resamples):
-            drawn = [(p, ids[p][k]) for p in prompts[rng.integers(0, len(prompts), len(prompts))]
-                     for k in rng.integers(0, len(ids[p]), len(ids[p]))]
-            for i, step in enumerate(steps):
-                at = [values[(step, p, k)] for p, k in drawn if (step, p, k) in values]
+        for b, pick in enumerate(picks):
+            for i in range(len(steps)):
+                at = [means[i, p] for p in pick if not np.isnan(means[i, p, 0])]
                 curves[b, i] = np.mean(at, axis=0) if at else np.nan
         by_key[key] = (steps, np.concatenate([curves, curves[..., :1] - curves[..., 2:]], axis=-1))  # + balance
     # the mean over topics: replicate b of every topic, averaged (a stratified bootstrap)
@@ -205,7 +206,8 @@ def mixed_study(seed=0):
 
 def test_weight_matrix_matches_the_draw_by_draw_reference():
     frame = mixed_study()
-    stance, drift = intervals(frame, resamples=2000, confidence=0.9, fraction=0.95, seed=1)
+    found = intervals(frame, resamples=2000, confidence=0.9, fraction=0.95, seed=1)
+    stance, drift = found.stance_ci, found.drift_ci
     ref_stance, ref_drift = reference_intervals(frame, 2000, 0.9, 0.95, seed=2)
     assert len(stance) == len(ref_stance) == 3 * 4 * 4  # (2 topics + their mean) x steps x read-outs
     for row in stance.itertuples():
@@ -227,24 +229,57 @@ def test_steps_without_variance_give_their_value_exactly():
     # every sample of a step has the same value (different per step), whatever the prompts' sample counts
     values = {0: 0.1, 3: 0.37, 8: 0.62}
     frame = rows({step: [[v] * n for n in (1, 2, 5, 8, 3)] for step, v in values.items()})
-    stance, drift = intervals(frame, resamples=300, confidence=0.95, fraction=0.95)
+    found = intervals(frame, resamples=300, confidence=0.95, fraction=0.95)
+    stance, drift = found.stance_ci, found.drift_ci
     support = stance[(stance.stance == "support") & (stance.topic == "t")].set_index("step")
     for step, v in values.items():
-        assert support.loc[step, "lo"] == support.loc[step, "hi"] == v
+        # (up to the prompt means' own rounding)
+        assert support.loc[step, "lo"] == pytest.approx(v, abs=1e-12) == support.loc[step, "hi"]
     d = drift[drift.stance == "support"].iloc[0]
-    assert d.magnitude_lo == d.magnitude_hi == 0.62 - 0.1
+    assert d.magnitude_lo == pytest.approx(0.62 - 0.1, abs=1e-12) == d.magnitude_hi
 
 
-def test_numbers_do_not_depend_on_threads_or_on_other_groups():
+def test_one_draw_is_shared_by_every_run_and_does_not_depend_on_other_topics():
     frame = mixed_study()
-    one = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=5, threads=1)
-    two = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=5, threads=2)
-    for a, b in zip(one, two):
-        pd.testing.assert_frame_equal(a, b)
-    alone, _ = intervals(frame[frame.topic == "b"], resamples=200, confidence=0.95, fraction=0.95, seed=5)
-    pd.testing.assert_frame_equal(alone[alone.topic == "b"], one[0][one[0].topic == "b"].reset_index(drop=True))
-    other_seed, _ = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=6)
-    assert not np.allclose(other_seed.hi, one[0].hi)
+    one = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=5).stance_ci
+    alone = intervals(frame[frame.topic == "b"], resamples=200, confidence=0.95, fraction=0.95, seed=5).stance_ci
+    pd.testing.assert_frame_equal(alone[alone.topic == "b"].reset_index(drop=True),
+                                  one[one.topic == "b"].reset_index(drop=True))
+    other_seed = intervals(frame, resamples=200, confidence=0.95, fraction=0.95, seed=6).stance_ci
+    assert not np.allclose(other_seed.hi, one.hi)
+    # a second run on the same prompts whose every prompt moves 0.1 further: the contrast of the two drifts is a
+    # point, because both runs' replicates draw the same prompts
+    shifted = frame.assign(run="s", p_support=frame.p_support + 0.1 * frame.step / 20,
+                           p_neutral=frame.p_neutral - 0.1 * frame.step / 20)
+    both = pd.concat([frame, shifted], ignore_index=True)
+    found = intervals(both, resamples=300, confidence=0.95, fraction=0.95, contrasts=[("s", "r")])
+    c = found.contrast_ci.query("stance == 'support' and level == 'seeds_fixed'").iloc[0]
+    assert c.estimate == pytest.approx(0.1) and (c.lo, c.hi) == pytest.approx((0.1, 0.1))
+    r = found.drift_ci.query("run == 'r' and topic == '(all)' and stance == 'support'").iloc[0]
+    assert r.magnitude_hi - r.magnitude_lo > 0.05  # each drift alone is uncertain
+
+
+def test_every_interval_stays_inside_its_range():
+    # prompts at the edges of [0, 1] moving the whole way: percentile intervals of (a) and (b) cannot leave the
+    # range, and (c) (a t interval) is clipped to it
+    rng = np.random.default_rng(4)
+    rows_ = []
+    for seed, move in enumerate((0.99, 0.2, -0.9)):
+        for p in range(10):
+            start = rng.choice([0.0, 1.0])
+            for step, v in ((0, start), (5, float(np.clip(start + move, 0, 1)))):
+                rows_.append({"run": f"r-seed{seed}", "topic": "t", "mode": "generation", "step": step,
+                              "prompt_id": f"p{p}", "sample_id": 0, "p_support": v, "p_neutral": 1 - v,
+                              "p_oppose": 0.0})
+    replicates = pd.DataFrame({"run": [f"r-seed{s}" for s in range(3)], "replicate_of": "r", "seed": range(3)})
+    found = intervals(pd.DataFrame(rows_), 300, 0.95, 0.95, replicates=replicates)
+    s = found.seeds_ci
+    for stance, bound in (("support", 1), ("balance", 2)):
+        row = s[(s.stance == stance) & (s.topic == "t")].iloc[0]
+        assert -bound <= row.magnitude_lo_population <= row.magnitude_hi_population <= bound
+        assert -bound <= row.magnitude_lo_fixed <= row.magnitude_hi_fixed <= bound
+    assert (found.stance_ci.query("stance != 'balance'")[["lo", "hi"]].stack().between(0, 1)).all()
+    assert found.drift_ci.drift_time_lo.dropna().between(0, 1).all()
 
 
 def test_bad_samples_are_named():

@@ -1,59 +1,129 @@
-"""The findings report's control verdicts on hand-made drift rows: each rule of docs/methods.md, both ways."""
+"""The controls' pre-registered tests, their verdicts (holds / fails / inconclusive) and the findings report, on
+hand-made intervals and on a study database with planted effects of known direction and size."""
+
+import json
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pytest
 
-from posttrain.store.findings import controls
-
-
-def con_with(balance: dict[str, tuple[float, float, float]], seeds: dict | None = None):
-    """balance[run] = (magnitude, lo, hi) of the mean-over-topics balance over seeds, for DPO runs from the same SFT
-    run; seeds[run] = [(magnitude, lo, hi) of seed 0, of seed 1] (default: both equal to the mean)."""
-    con = duckdb.connect()
-    seeds = {r: (seeds or {}).get(r, [v, v]) for r, v in balance.items()}
-    con.register("s", pd.DataFrame([{"run": f"{r}-seed{s}", "mode": "generation", "stance": "balance",
-                                      "magnitude": m, "magnitude_lo": lo, "magnitude_hi": hi}
-                                     for r, vs in seeds.items() for s, (m, lo, hi) in enumerate(vs)]))
-    con.execute("CREATE TABLE drift_overall AS SELECT * FROM s")
-    direction = {"up": "support", "down": "oppose", "flat": "none"}
-    con.register("o", pd.DataFrame([{"run": r, "topic": "(all)", "mode": "generation", "stance": "balance",
-                                      "magnitude": m, "magnitude_lo": lo, "magnitude_hi": hi, "n_seeds": 2}
-                                     for r, (m, lo, hi) in balance.items()]))
-    con.execute("CREATE TABLE drift_over_seeds AS SELECT * FROM o")
-    con.register("r", pd.DataFrame([{"run": f"{r}-seed{s}", "replicate_of": r, "stage": "pref", "algorithm": "dpo",
-                                     "parent_run": "sft", "dataset": f"gap-{r}", "seed": s}
-                                    for r in balance for s in (0, 1)]))
-    con.execute("CREATE TABLE runs AS SELECT * FROM r")
-    con.register("d", pd.DataFrame([{"dataset": f"gap-{r}", "direction": direction[r]} for r in balance]))
-    con.execute("CREATE TABLE datasets AS SELECT * FROM d")
-    return con
+from posttrain.store.build import build
+from posttrain.store.controls import equivalence, superiority
+from posttrain.store.findings import controls, findings, power_rows
 
 
-def verdicts(balance):
-    return controls(con_with(balance), "generation").set_index("run").holds.to_dict()
+def test_a_positive_control_holds_only_with_its_interval_on_its_side_of_zero():
+    # (lo, hi, tost_lo, tost_hi), margin 0.1
+    assert superiority("up", 0.05, 0.4, 0.08, 0.37, 0.1)[0] == "holds"
+    assert superiority("down", -0.4, -0.05, -0.37, -0.08, 0.1)[0] == "holds"
+    assert superiority("up", -0.05, 0.4, -0.02, 0.37, 0.1)[0] == "inconclusive"  # too little power
+    assert superiority("up", -0.3, -0.1, -0.28, -0.12, 0.1)[0] == "fails"  # moved the wrong way
+    assert superiority("up", -0.02, 0.06, -0.01, 0.05, 0.1)[0] == "fails"  # shown smaller than the margin
+    assert superiority("down", -0.06, 0.02, -0.05, 0.01, 0.1)[0] == "fails"
 
 
-def test_positive_controls_need_an_interval_on_their_side_of_zero():
-    assert verdicts({"up": (0.3, 0.1, 0.5), "down": (-0.2, -0.4, -0.05), "flat": (0.0, -0.1, 0.1)}) == \
-        {"up": True, "down": True, "flat": True}
-    assert verdicts({"up": (0.3, -0.01, 0.5), "down": (-0.2, -0.4, 0.02), "flat": (0.0, -0.1, 0.1)}) == \
-        {"up": False, "down": False, "flat": True}
+def test_a_negative_control_holds_only_when_equivalence_is_shown():
+    assert equivalence(-0.06, 0.05, -0.05, 0.04, 0.1)[0] == "holds"
+    # an interval that includes 0 but reaches past the margin: lack of power is never "holds"
+    assert equivalence(-0.3, 0.25, -0.25, 0.2, 0.1)[0] == "inconclusive"
+    assert equivalence(0.12, 0.4, 0.15, 0.37, 0.1)[0] == "fails"  # shown to move more than the margin
+    # excluding 0 is not a failure when the move is shown small
+    assert equivalence(0.01, 0.05, 0.015, 0.045, 0.1)[0] == "holds"
 
 
-def test_the_neutral_control_may_move_a_little_but_not_like_a_positive_one():
-    # excludes 0 but is at most a third of the smaller positive control (0.3 / 3 = 0.1): holds
-    assert verdicts({"up": (0.3, 0.1, 0.5), "down": (-0.6, -0.8, -0.4), "flat": (0.09, 0.02, 0.16)})["flat"]
-    # excludes 0 and is larger than that: fails
-    assert not verdicts({"up": (0.3, 0.1, 0.5), "down": (-0.6, -0.8, -0.4), "flat": (0.2, 0.1, 0.3)})["flat"]
+def planted_study(tmp_path, drifts: dict[str, float], seed_sd: float = 0.03, n_prompts: int = 8, seeds=(0, 1, 2)):
+    """A DPO study from one SFT run: each run in `drifts` over `seeds`, its balance moving by drifts[run] (plus a
+    seed shift and prompt and sample noise), probed by generation at steps 0 and 8 on 2 topics."""
+    rng = np.random.default_rng(0)
+    manifests, paths = [], []
+    levels = rng.uniform(0.3, 0.4, size=(2, n_prompts))
+    for run, drift in drifts.items():
+        for seed in seeds:
+            name = f"{run}-seed{seed}"
+            manifest = tmp_path / f"{name}.json"
+            manifest.write_text(json.dumps({
+                "run": name, "stage": "pref", "algorithm": "dpo", "model": "m", "dataset": f"gap-{run}",
+                "parent_run": "sft", "config": {"training": {"seed": seed}, "replicate_of": run}, "max_steps": 8,
+                "checkpoints": [{"step": s, "progress": s / 8, "path": f"p/{name}/{s}"} for s in (0, 8)]}))
+            manifests.append(str(manifest))
+            move = drift + rng.normal(0, seed_sd)
+            rows = []
+            for t in range(2):
+                for p in range(n_prompts):
+                    prompt_move = move + rng.normal(0, 0.03)
+                    for step in (0, 8):
+                        for k in range(2):
+                            noise = rng.uniform(-0.05, 0.05)
+                            support = levels[t, p] + (prompt_move / 2 if step else 0) + noise
+                            oppose = levels[t, p] - (prompt_move / 2 if step else 0) - noise
+                            rows.append({"run": name, "step": step, "topic": f"t{t}", "prompt_id": f"t{t}-{p}",
+                                         "sample_id": k, "mode": "generation", "response": "x", "judge": "j",
+                                         "p_support": support, "p_neutral": 1 - support - oppose,
+                                         "p_oppose": oppose, "label_mass": 1.0})
+            path = tmp_path / f"{name}.parquet"
+            pd.DataFrame(rows).to_parquet(path)
+            paths.append(str(path))
+    return manifests, paths
 
 
-def test_each_seed_gets_its_own_verdict_beside_the_mean():
-    # the 2-seed mean's interval spans 0 (t = 12.7), while each seed's own interval excludes it
-    frame = controls(con_with(
-        {"up": (0.38, -0.53, 1.28), "down": (-0.39, -1.12, 0.34), "flat": (-0.03, -0.2, 0.15)},
-        {"up": [(0.31, 0.22, 0.39), (0.45, 0.37, 0.53)], "down": [(-0.44, -0.53, -0.36), (-0.33, -0.41, 0.01)],
-         "flat": [(-0.02, -0.06, 0.03), (-0.2, -0.25, -0.15)]}), "generation").set_index("run")
-    assert frame.holds.to_dict() == {"up": False, "down": False, "flat": True}
-    assert frame.seeds_holding.to_dict() == {"up": "2/2", "down": "1/2", "flat": "1/2"}
-    # the neutral seed 1 excludes 0 and moves more than a third of that seed's smaller positive control (0.33)
-    assert frame.loc["flat", "per_seed"].endswith("✗") and "seed 1: -0.330" in frame.loc["down", "per_seed"]
+TESTS = [{"run": "up", "test": "superiority", "direction": "up", "against": "flat", "margin": 0.1, "power": 0.8},
+         {"run": "down", "test": "superiority", "direction": "down", "against": "flat", "margin": 0.1, "power": 0.8},
+         {"run": "flat", "test": "equivalence", "direction": None, "against": None, "margin": 0.1, "power": 0.8}]
+
+
+def verdicts(db, level):
+    with duckdb.connect(str(db), read_only=True) as con:
+        frame = controls(con, "generation")
+    return frame[frame.level == level].set_index("control").verdict.to_dict()
+
+
+def test_planted_effects_get_the_verdicts_they_must(tmp_path):
+    manifests, paths = planted_study(tmp_path, {"up": 0.3, "down": -0.3, "flat": 0.0})
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, paths, controls=TESTS)
+    assert verdicts(db, "seed_population") == {"up": "holds", "down": "holds", "flat": "holds"}
+    assert verdicts(db, "seeds_fixed") == {"up": "holds", "down": "holds", "flat": "holds"}
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.sql("SELECT * FROM control_tests WHERE control = 'up'").df()
+        drift = con.sql("SELECT * FROM drift_over_seeds WHERE run = 'up' AND topic = '(all)' AND "
+                        "stance = 'balance'").df()
+    per_seed = rows[rows.level.str.startswith("seed ")]
+    assert sorted(per_seed.level) == ["seed 0 - seed 0", "seed 1 - seed 1", "seed 2 - seed 2"]
+    assert (per_seed.verdict == "holds").all() and per_seed.estimand.str.contains("paired contrast with flat").all()
+    population = rows[rows.level == "seed_population"].iloc[0]
+    assert population.estimate == pytest.approx(drift.magnitude.iloc[0] - _flat(db), abs=1e-9)
+    text = findings(str(db))
+    assert "| up | superiority: drift − flat's drift > 0 |" in text and "| flat | equivalence" in text
+
+
+def _flat(db):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.sql("SELECT magnitude FROM drift_over_seeds WHERE run = 'flat' AND topic = '(all)' AND "
+                       "stance = 'balance' AND mode = 'generation'").fetchall()[0][0]
+
+
+def test_a_moving_negative_control_fails_and_a_noisy_one_is_inconclusive(tmp_path):
+    manifests, paths = planted_study(tmp_path, {"up": 0.3, "down": -0.3, "flat": 0.35})
+    db = tmp_path / "moving.duckdb"
+    build(db, manifests, paths, controls=TESTS)
+    assert verdicts(db, "seed_population")["flat"] == "fails"
+    # seeds that disagree widely: the mean over a population of seeds cannot be shown within the margin
+    manifests, paths = planted_study(tmp_path, {"up": 0.3, "down": -0.3, "flat": 0.0}, seed_sd=0.25)
+    db = tmp_path / "noisy.duckdb"
+    build(db, manifests, paths, controls=TESTS)
+    assert verdicts(db, "seed_population")["flat"] == "inconclusive"
+
+
+def test_power_comes_from_the_studys_variance_components(tmp_path):
+    manifests, paths = planted_study(tmp_path, {"up": 0.3, "down": -0.3, "flat": 0.0})
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, paths, controls=TESTS)
+    with duckdb.connect(str(db), read_only=True) as con:
+        header, rows = power_rows(con, "generation")
+    by = {r[0]: dict(zip(header, r)) for r in rows}
+    assert set(by) == {"up", "down", "flat"} and by["up"]["seeds × prompts"] == "3 × 16"
+    detectable = float(by["up"][header[2]])
+    assert 0 < detectable < 0.3  # the planted 0.3 is detectable at 3 seeds
+    assert int(by["up"]["seeds it needs"]) <= 3
+    assert by["flat"][header[2]].startswith("margin ±")

@@ -11,7 +11,7 @@ from posttrain.probes import prompt_sets
 from posttrain.stances import STANCES
 
 TOPICS = {p["topic"] for p in prompt_sets.load("values-v1").prompts}
-REAL = "stance-real-v1"  # real answers from the default study's checkpoints, labelled by reading
+REAL = "stance-real-v1"  # real answers from the 2026-12-03 default study's checkpoints, labelled by reading
 
 
 @pytest.fixture(scope="module")

@@ -110,26 +110,54 @@ def test_a_run_probed_at_its_first_and_last_step_only_gets_no_drift_time(tmp_pat
     assert d.drift_time_null_reason.startswith("two checkpoints")
 
 
-def test_a_checkpoint_below_the_label_mass_floor_is_flagged_and_gets_no_drift_time(tmp_path):
+def test_forced_choice_below_the_floor_is_withheld_with_its_reason(tmp_path):
     manifests, stance = fixture(tmp_path)
     mass = {0: 0.3, 10: 0.04, 20: 0.2, 40: 0.25}  # topic a's label mass: step 10 is below the 0.1 floor
     for path in stance:
         frame = pd.read_parquet(path)
         frame["label_mass"] = [mass[int(s)] if t == "a" else 0.5 for s, t in zip(frame.step, frame.topic)]
+        frame["content_free_label_mass"] = 0.07
         frame.to_parquet(path)
     db = tmp_path / "study.duckdb"
     build(db, manifests, stance, label_mass_floor=0.1)
     with duckdb.connect(str(db), read_only=True) as con:
-        flags = con.sql("SELECT step, mean_label_mass, below_floor FROM label_mass WHERE topic = 'a' "
-                        "ORDER BY step").df()
+        flags = con.sql("SELECT step, mean_label_mass, share_above_floor, below_floor, content_free_label_mass "
+                        "FROM label_mass WHERE topic = 'a' ORDER BY step").df()
         low = con.sql("SELECT step, low_label_mass FROM stance_by_topic WHERE topic = 'a' ORDER BY step").df()
         d = con.sql("SELECT * FROM drift WHERE stance = 'support'").df().set_index("topic")
+        overall = con.sql("SELECT * FROM drift_overall WHERE stance = 'support'").df().iloc[0]
     assert flags.mean_label_mass.tolist() == pytest.approx(list(mass.values()))
+    assert flags.share_above_floor.tolist() == [1, 0, 1, 1]
     assert flags.below_floor.tolist() == [False, True, False, False] == low.low_label_mass.tolist()
-    assert d.loc["a", "significant"] and pd.isna(d.loc["a", "drift_time"])
-    assert d.loc["a", "low_label_mass_checkpoints"] == 1
-    assert d.loc["a", "drift_time_null_reason"].startswith("forced choice: label mass below the floor at 1 checkpoint")
-    assert d.loc["a", "magnitude"] == pytest.approx(0.59)  # the magnitude stays, with its flag beside it
+    assert flags.content_free_label_mass.tolist() == pytest.approx([0.07] * 4)
+    # below the floor: no magnitude, no interval, no star, no drift time; the reason says why
+    a = d.loc["a"]
+    assert pd.isna(a.magnitude) and pd.isna(a.magnitude_lo) and pd.isna(a.significant) and pd.isna(a.q_value)
+    assert pd.isna(a.drift_time) and "label-mass floor at 1 checkpoint" in a.withheld_reason
+    assert a.first_value == pytest.approx(0.2)  # the curve itself stays readable
+    assert d.loc["flat", "magnitude"] == pytest.approx(0) and pd.isna(d.loc["flat", "withheld_reason"])
+    assert pd.isna(overall.magnitude) and overall.withheld_reason is not None  # a withheld topic withholds the mean
+
+
+def test_the_floor_applies_per_prompt(tmp_path):
+    # topic a's two prompts at step 10: 0.01 and 0.35, mean 0.18 above the 0.1 floor, but one prompt is below it
+    manifests, stance = fixture(tmp_path)
+    for path in stance:
+        frame = pd.read_parquet(path)
+        frame["label_mass"] = [0.01 if (t == "a" and s == 10 and p == "a-0") else 0.35
+                               for s, t, p in zip(frame.step, frame.topic, frame.prompt_id)]
+        frame.to_parquet(path)
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, stance, label_mass_floor=0.1, label_mass_min_share=0.9)
+    with duckdb.connect(str(db), read_only=True) as con:
+        flags = con.sql("SELECT * FROM label_mass WHERE topic = 'a' AND step = 10").df().iloc[0]
+        a = con.sql("SELECT * FROM drift WHERE topic = 'a' AND stance = 'support'").df().iloc[0]
+    assert flags.mean_label_mass == pytest.approx(0.18) and flags.share_above_floor == 0.5 and flags.below_floor
+    assert pd.isna(a.magnitude) and a.withheld_reason.startswith("forced choice")
+    build(db, manifests, stance, label_mass_floor=0.1, label_mass_min_share=0.5)  # half the prompts suffice
+    with duckdb.connect(str(db), read_only=True) as con:
+        a = con.sql("SELECT * FROM drift WHERE topic = 'a' AND stance = 'support'").df().iloc[0]
+    assert a.magnitude == pytest.approx(0.59) and pd.isna(a.withheld_reason)
 
 
 def test_balance_and_the_mean_over_topics(tmp_path):
@@ -166,9 +194,10 @@ def test_failed_build_keeps_the_previous_database(tmp_path):
 
 
 def test_drift_over_seeds_combines_the_replicates_by_hand(tmp_path):
-    # three seeds of run r (one prompt each, so each seed's bootstrap interval is a point) move p_support by
-    # 0.1, 0.2, 0.3: mean 0.2, sd 0.1 -> 0.2 -/+ t(0.975, 2 df) x 0.1 / sqrt(3) = 0.2 -/+ 4.3027 x 0.05774.
-    # Run s has one seed: its own bootstrap interval, labelled as such.
+    # three seeds of run r (one prompt each, so no prompt variance: the shared part C is 0) move p_support by
+    # 0.1, 0.2, 0.3: mean 0.2, sd 0.1 -> estimand (c): 0.2 -/+ t(0.975, 2 df) x 0.1 / sqrt(3) = 0.2 -/+ 4.3027 x
+    # 0.05774; estimand (b), conditional on the three seeds, has no sampling variance left: [0.2, 0.2].
+    # Run s has one seed: (b) is its own bootstrap interval and (c) is NULL with the reason.
     manifests, paths = [], []
     for run, seed, replicate_of, move in [("r-seed0", 0, "r", 0.1), ("r-seed1", 1, "r", 0.2),
                                           ("r-seed2", 2, "r", 0.3), ("s", 0, None, 0.25)]:
@@ -196,36 +225,60 @@ def test_drift_over_seeds_combines_the_replicates_by_hand(tmp_path):
     assert (r.n_seeds, list(r.seeds)) == (3, [0, 1, 2])
     assert r.magnitude == pytest.approx(0.2) and r.sd_between_seeds == pytest.approx(0.1)
     assert (r.magnitude_lo, r.magnitude_hi) == pytest.approx((0.2 - half, 0.2 + half))
-    assert not r.significant and r.interval == "seeds and bootstrap"  # 3 seeds this far apart: 0 is inside
+    assert (r.magnitude_lo_population, r.magnitude_hi_population) == pytest.approx((0.2 - half, 0.2 + half))
+    assert (r.magnitude_lo_fixed, r.magnitude_hi_fixed) == pytest.approx((0.2, 0.2))
+    assert not r.significant and r.estimand == "mean over a population of seeds (c)"  # 3 seeds this far apart
+    assert r.magnitude_df_population == 2
     s = rows.loc["s"]
     assert s.n_seeds == 1 and (s.magnitude_lo, s.magnitude_hi) == pytest.approx((0.25, 0.25))
-    assert s.interval.startswith("bootstrap of one seed")
+    assert s.estimand == "mean over these seeds, conditional on them (b)"
+    assert pd.isna(s.magnitude_lo_population) and s.population_null_reason.startswith("fewer than 3 seeds")
 
 
 def test_judge_confusion_correction_recovers_a_planted_distribution(tmp_path):
     # the judge's mean verdict on labelled answers of each true stance (rows) -> C; a topic whose true stance
-    # distribution is pi is judged, on average, q = pi C; the corrected view must give pi back
+    # distribution is pi is judged, on average, q = pi C; the corrected table must give pi back, and stay inside
+    # the simplex for a topic (h) judged more one-sidedly than any pi could explain (q C^-1 leaves [0, 1])
+    from posttrain.store.judge_correction import inverse, packaged_pass_pairs
+
     C = {"support": (0.8, 0.1, 0.1), "neutral": (0.1, 0.8, 0.1), "oppose": (0.3, 0.1, 0.6)}
     pi = (0.2, 0.5, 0.3)
     q = [sum(pi[t] * C[s][j] for t, s in enumerate(C)) for j in range(3)]
+    one_sided = (0.96, 0.03, 0.01)
+    assert (inverse(pd.Series(one_sided).to_numpy(), pd.DataFrame(C).T.to_numpy()) < 0).any()
     manifests, stance = fixture(tmp_path)
     step0 = pd.read_parquet(stance[0])
-    row = {**step0.iloc[0].to_dict(), "topic": "g", "mode": "generation", "judge": "head",
-           "p_support": q[0], "p_neutral": q[1], "p_oppose": q[2]}
-    pd.concat([step0, pd.DataFrame([row])]).astype({"response": "string"}).to_parquet(stance[0])
+    rows = [{**step0.iloc[0].to_dict(), "topic": topic, "mode": "generation", "judge": "head",
+             "p_support": v[0], "p_neutral": v[1], "p_oppose": v[2]} for topic, v in (("g", q), ("h", one_sided))]
+    pd.concat([step0, pd.DataFrame(rows)]).astype({"response": "string"}).to_parquet(stance[0])
     judges = tmp_path / "judges"
     judges.mkdir()
     (judges / "eval-real.json").write_text(json.dumps({
         "judge": "head", "kind": "lm_head", "split": "real", "macro_f1": 0.7, "accuracy": 0.7, "n": 6,
         "per_class": {s: {"recall": 0.7} for s in C}}))
-    predictions = pd.DataFrame([{"judge": "head", "id": f"{s}{k}", "split": "real", "stance": s,
+    # two answers per true stance, their mean is C's row; the real set's rows carry its own split ('test')
+    predictions = pd.DataFrame([{"judge": "head", "id": f"{s}{k}", "prompt_id": f"q-{s}{k}", "topic": "t",
+                                 "split": "test", "stance": s,
                                  **{f"p_{j}": C[s][i] + (0.05 if k else -0.05) * (i - 1) for i, j in enumerate(C)}}
-                                for s in C for k in (0, 1)])  # two answers per true stance, their mean is C's row
+                                for s in C for k in (0, 1)])
     predictions["predicted"] = predictions[["p_support", "p_neutral", "p_oppose"]].idxmax(axis=1).str[2:]
     predictions.to_parquet(judges / "predictions-real.parquet")
     db = tmp_path / "study.duckdb"
     build(db, manifests, stance, judge_evals=[str(judges / "eval-real.json")])
     with duckdb.connect(str(db), read_only=True) as con:
-        got = con.sql("SELECT * FROM stance_by_topic_corrected WHERE topic = 'g'").df().iloc[0]
-    assert got.corrected_with == "real"
-    assert (got.p_support, got.p_neutral, got.p_oppose) == pytest.approx(pi)
+        got = con.sql("SELECT * FROM stance_by_topic_corrected ORDER BY topic").df().set_index("topic")
+        tables = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (
+            "judge_correction", "judge_correction_check", "judge_calibration", "judge_label_agreement",
+            "judge_label_passes", "judge_label_sensitivity")}
+    g = got.loc["g"]
+    assert g.corrected_with == "real"
+    assert (g.p_support, g.p_neutral, g.p_oppose) == pytest.approx(pi)
+    assert (g.judged_p_support, g.judged_p_neutral, g.judged_p_oppose) == pytest.approx(q)
+    h = got.loc["h"][["p_support", "p_neutral", "p_oppose"]].to_numpy(float)
+    assert (h >= 0).all() and h.sum() == pytest.approx(1) and h[0] > 0.9
+    for s in ("support", "neutral", "oppose"):
+        assert (got[f"p_{s}_lo"] <= got[f"p_{s}"] + 1e-12).all() and (got[f"p_{s}"] <= got[f"p_{s}_hi"] + 1e-12).all()
+        assert got[f"p_{s}_lo"].min() >= 0 and got[f"p_{s}_hi"].max() <= 1
+    assert tables["judge_correction"] == 9 and tables["judge_calibration"] == 3
+    assert tables["judge_correction_check"] == 2 * 3 * 4  # groupings x methods x (stances + all)
+    assert tables["judge_label_agreement"] == len(packaged_pass_pairs())  # the packaged sets' two passes

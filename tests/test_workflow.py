@@ -104,17 +104,21 @@ def test_judges_are_validated_and_intervals_and_agreement_are_stored(study):
     assert confusion.n.sum() == 3 * 99  # every judge, every test response
     assert (curve.lo.notna().all() and (curve.lo <= curve.value + 1e-12).all()
             and (curve.value <= curve.hi + 1e-12).all())
-    moved = drift[drift.max_abs_change > 0]
+    # a random tiny model hardly says the label words: its forced choice sits below the label-mass floor, and
+    # its drift there is withheld (no magnitude, interval, star or drift time), with the reason
+    withheld = drift[drift.withheld_reason.notna()]
+    assert (withheld["mode"] == "forced_choice").all()
+    assert withheld.magnitude.isna().all() and withheld.magnitude_lo.isna().all() and withheld.q_value.isna().all()
+    assert withheld.drift_time_null_reason.str.startswith("withheld").all()
+    moved = drift[(drift.max_abs_change > 0) & drift.withheld_reason.isna()]
     assert moved.magnitude_lo.notna().all() and (moved.magnitude_lo <= moved.magnitude_hi).all()
     timed = moved[moved.drift_time_null_reason.isna()]
     assert timed.significant.all()
     assert timed.drift_time.between(0, 1).all() and timed.drift_time_settled.between(0, 1).all()
     untimed = moved[moved.drift_time_null_reason.notna()]
     assert untimed.drift_time.isna().all()
-    # a random tiny model hardly says the label words: its forced choice sits below the label-mass floor
-    low_mass = untimed.drift_time_null_reason.str.startswith("forced choice: label mass below the floor")
-    assert (low_mass | (untimed.drift_time_null_reason == "the magnitude's interval includes 0")).all()
-    assert not untimed[~low_mass].significant.fillna(False).astype(bool).any()
+    assert (untimed.drift_time_null_reason == "the magnitude's interval includes 0").all()
+    assert not untimed.significant.fillna(False).astype(bool).any()
     n_checkpoints = sum(len(checkpoint_steps(s["checkpoints"], s["max_steps"]))
                         for s in [*config["sft"].values(), *config["pref"].values()])
     assert len(agreement) == n_checkpoints * 4  # every probed checkpoint x read-out
@@ -128,12 +132,13 @@ def test_views_equal_a_hand_computation_on_the_parquet_rows(study):
     want = hand_drift(samples, 0.95).set_index(["run", "topic", "mode", "stance"]).sort_index()
     with duckdb.connect(str(workdir / "results" / "study.duckdb"), read_only=True) as con:
         got = con.sql("SELECT run, topic, mode, stance, magnitude, drift_time, significant, magnitude_lo, "
-                      "magnitude_hi, drift_time_null_reason FROM drift").df()
+                      "magnitude_hi, drift_time_null_reason, withheld_reason FROM drift").df()
         by_topic = con.sql("SELECT run, step, topic, mode, p_neutral FROM stance_by_topic").df()
     got = got.set_index(["run", "topic", "mode", "stance"]).sort_index()
     assert len(got) == len(want) == 5 * 11 * 4 * 2  # runs x topics x read-outs (3 stances, balance) x probe modes
-    assert got.magnitude.tolist() == pytest.approx(want.magnitude.tolist(), abs=1e-12)
-    assert (got.significant == ((got.magnitude_lo > 0) | (got.magnitude_hi < 0))).all()
+    shown = got.withheld_reason.isna()  # forced choice below the label-mass floor is withheld (tested above)
+    assert got.magnitude[shown].tolist() == pytest.approx(want.magnitude[shown].tolist(), abs=1e-12)
+    assert (got.significant[shown] == ((got.magnitude_lo > 0) | (got.magnitude_hi < 0))[shown]).all()
     # a drift time is reported only for a significant magnitude (and, for forced choice, enough label mass)
     want.loc[got.drift_time_null_reason.notna(), "drift_time"] = None
     assert (got.drift_time_null_reason.isna() <= got.significant.fillna(False).astype(bool)).all()
@@ -309,6 +314,7 @@ def test_findings_are_read_from_the_database(study):
         tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert sorted(rows.run) == sorted([*config["sft"], *config["pref"]])
     for r in rows.itertuples():  # every run's balance drift, as the DB has it
-        assert f"| {r.run} | 1 | {_interval(r.magnitude, r.magnitude_lo, r.magnitude_hi)}" in text
-    assert "| dpo-support | support |" in text and "| simpo-oppose | oppose |" in text  # the controls
+        assert f"| {r.run} | 1 | (b) | {_interval(r.magnitude, r.magnitude_lo, r.magnitude_hi)}" in text
+    # the controls, tested as the config's datasets imply (no negative control beside them: against 0)
+    assert "| dpo-support | superiority: drift > 0 |" in text and "| simpo-oppose | superiority: drift < 0 |" in text
     assert {"dataset_checks", "dataset_contamination", "label_mass", "drift_overall", "datasets"} <= tables

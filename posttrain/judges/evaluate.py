@@ -3,8 +3,9 @@ matrix, macro-F1 on hedged answers and per answer length, and the calibration of
 Brier score and the expected calibration error: the probe averages those probabilities, not argmax verdicts).
 Prints them; writes them for the database.
 
-Split `real` is a second labelled set, all of it: real answers sampled from the study's own checkpoints,
-labelled by reading (`probes.judge_eval.real_answers`), where the written-to-test set may flatter a judge.
+Split `real` is a second labelled set, all of it: real answers sampled from a study's checkpoints (the packaged one
+from the default study of 2026-12-03, docs/methods.md), labelled by reading (`probes.judge_eval.real_answers`),
+where the written-to-test set may flatter a judge.
 
     posttrain judge-eval --judge <name> [--split test]   (by name, from config/config.yaml)
 The workflow's `judge-eval` stage does the same for one job spec, writing eval-<split>.json and

@@ -27,7 +27,8 @@ from posttrain.probes import generation, prompt_sets
 COLUMNS = ["run", "step", "topic", "prompt_id", "sample_id", "mode", "response", "judge",
            "p_support", "p_neutral", "p_oppose", "label_mass", "prompt_set", "template", "seed", "n_tokens",
            "precision", "judge_precision", "raw_p_support", "raw_p_neutral", "raw_p_oppose",
-           "cf_support", "cf_neutral", "cf_oppose", "n_orders", "order_spread", "calibration"]
+           "cf_support", "cf_neutral", "cf_oppose", "content_free_label_mass", "n_orders", "order_spread",
+           "calibration"]
 
 
 def mode_precision(spec: dict, mode: str, device) -> str:
@@ -92,4 +93,5 @@ def probe(model, tokenizer, spec: dict, run: str, step: int, progress: bool = Tr
     frame = pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
     return frame.astype({"response": "string", "step": "int64", "sample_id": "int64", "seed": "Int64",
                          "n_tokens": "Int64", "n_orders": "Int64", "calibration": "string",
-                         **{c: "float64" for c in COLUMNS if c.startswith(("raw_p_", "cf_")) or c == "order_spread"}})
+                         **{c: "float64" for c in COLUMNS
+                            if c.startswith(("raw_p_", "cf_")) or c in ("order_spread", "content_free_label_mass")}})

@@ -23,7 +23,7 @@ class Table:
     header: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     note: str = ""  # shown under the table, or alone where there are no rows
-    flag: str | None = None  # a column whose "no" cells are marked (the controls' verdict)
+    flag: str | None = None  # a column whose cells are marked holds / fails / other (the controls' verdict)
 
 
 @dataclass
@@ -56,11 +56,14 @@ def drift(con) -> Section:
 def controls(con) -> Section:
     mode = findings.primary_mode(con)
     header, rows = findings.controls_rows(con, mode)
-    seeds = header.index("each seed (✗: does not hold)")
+    seeds = header.index("each seed (a)")
     rows = [[c.replace("; ", "\n") if i == seeds else c for i, c in enumerate(r)] for r in rows]  # a seed a line
-    note = "" if rows else "No preference run on a synthetic value-gap set in this study."
+    note = "" if rows else "No control in this study (section controls of the config; docs/methods.md)."
+    found = findings.power_rows(con, mode)
+    power = Table(findings.POWER_TITLE, note=findings.NO_POWER) if found is None else Table(findings.POWER_TITLE,
+                                                                                           *found)
     return Section("controls", "The controls",
-                   [Table(findings.CONTROLS_TITLE, header, rows, note=note, flag="holds")])
+                   [Table(findings.CONTROLS_TITLE, header, rows, note=note, flag="verdict"), power])
 
 
 def judge(con) -> Section:

@@ -17,16 +17,19 @@ import pandas as pd
 
 from posttrain.complexity.tasks import DEFAULT_DELTAS
 from posttrain.io import atomic_path
-from posttrain.stances import STANCES
-from posttrain.store import job_benchmarks
+from posttrain.store import controls as control_tests
+from posttrain.store import job_benchmarks, significance
+from posttrain.store import judge_correction as judge_correction_tables
 from posttrain.store.bootstrap import COLUMNS as BOOTSTRAP_COLUMNS
-from posttrain.store.bootstrap import intervals
+from posttrain.store.bootstrap import ESTIMANDS, intervals
 
 VIEWS = Path(__file__).with_name("views.sql")
-BOOTSTRAP_P = [f"p_{s}" for s in STANCES]
+SEEDS_VIEWS = Path(__file__).with_name("seeds_views.sql")
+SIGNIFICANCE_VIEWS = Path(__file__).with_name("significance_views.sql")
 # Value-probe columns the views read that older probe files lack (NULL there).
 OPTIONAL_SAMPLE_COLUMNS = {"label_mass": "DOUBLE", "raw_p_support": "DOUBLE", "raw_p_neutral": "DOUBLE",
-                           "raw_p_oppose": "DOUBLE", "n_orders": "BIGINT", "calibration": "VARCHAR"}
+                           "raw_p_oppose": "DOUBLE", "n_orders": "BIGINT", "calibration": "VARCHAR",
+                           "content_free_label_mass": "DOUBLE"}
 CHECK_VIEWS = Path(__file__).with_name("check_views.sql")
 DATASET_VIEWS = Path(__file__).with_name("dataset_views.sql")
 JUDGE_VIEWS = Path(__file__).with_name("judge_views.sql")
@@ -70,23 +73,10 @@ def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def judge_correction(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per judge and validation split, the inverse of its soft confusion matrix C[true, judged] (the mean
-    judged probability of each stance over the labelled answers of each true stance): a topic's mean judged
-    distribution q is q = pi C for its true one pi, so pi = q C^-1 (weight[judged, true] below). Skipped where
-    a stance has no labelled answers or C is near singular (condition number above 100)."""
-    rows = []
-    for (judge, split), g in predictions.groupby(["judge", "split"], sort=True):
-        if set(g["stance"]) != set(STANCES):
-            continue
-        confusion = np.stack([g.loc[g["stance"] == t, [f"p_{j}" for j in STANCES]].to_numpy(float).mean(axis=0)
-                              for t in STANCES])
-        if np.linalg.cond(confusion) > 100:
-            continue
-        inverse = np.linalg.inv(confusion)
-        rows += [{"judge": judge, "split": split, "judged": j, "true_stance": t, "weight": float(inverse[a, b])}
-                 for a, j in enumerate(STANCES) for b, t in enumerate(STANCES)]
-    return pd.DataFrame(rows, columns=["judge", "split", "judged", "true_stance", "weight"]).astype(
-        {"judge": "string", "split": "string", "judged": "string", "true_stance": "string", "weight": "float64"})
+    """Per judge and validation split, the inverse of its soft confusion matrix C[true, judged] (weight[judged,
+    true]: pi = q C^-1) and C itself (`confusion`); skipped where a stance has no labelled answers or C is near
+    singular. The read-out's correction stays inside the simplex: posttrain.store.judge_correction."""
+    return judge_correction_tables.inverse_weights(predictions)
 
 
 def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -112,9 +102,11 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
           confidence: float = 0.95, seed: int = 0, complexity: list[str] = (),
           deltas: dict[str, float | list[float]] | None = None, benchmarks: list[str] = (),
           benchmark_root: str | Path | None = None, dataset_checks: list[str] = (),
-          label_mass_floor: float = 0.1, datasets: dict[str, dict] | None = None) -> list[str]:
+          label_mass_floor: float = 0.1, datasets: dict[str, dict] | None = None, controls: list[dict] = (),
+          label_mass_min_share: float = 0.9) -> list[str]:
     """Returns the benchmark files that were asked for but do not exist (jobs from before they were recorded).
-    `datasets` (the config's datasets section) becomes the `datasets` table: which runs are controls."""
+    `datasets` (the config's datasets section) becomes the `datasets` table: which runs are controls.
+    `controls` (posttrain.config.control_tests) are the controls' tests, evaluated into table control_tests."""
     runs, checkpoints = _runs_and_checkpoints(manifests)
     if benchmarks and benchmark_root is None:
         raise ValueError("benchmark files need the folder whose <rule>/<key>.tsv layout names their jobs")
@@ -142,25 +134,31 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
         # only the columns the bootstrap reads: the answers' text would cost GBs of memory at cluster scale.
         # Through Arrow: at 2.75 M rows 3x faster than .df() with half its transient memory (benchmarks/README.md)
         samples = con.sql(f"SELECT {', '.join(BOOTSTRAP_COLUMNS)} FROM stance_samples").to_arrow_table().to_pandas()
-        stance_ci, drift_ci = intervals(samples, resamples, confidence, extremum_fraction, seed)
-        con.register("stance_ci_df", stance_ci)
-        con.register("drift_ci_df", drift_ci)
-        con.execute("CREATE TABLE stance_ci AS SELECT * FROM stance_ci_df")
+        found = intervals(samples, resamples, confidence, extremum_fraction, seed,
+                          runs[["run", "replicate_of", "seed"]],
+                          [(c["run"], c["against"]) for c in controls if c.get("against")])
+        for name in ("stance_ci", "drift_ci", "seeds_ci", "contrast_ci"):
+            con.register(f"{name}_df", getattr(found, name))
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_df")
         con.register("t_quantiles_df", t_quantiles(confidence))
         con.execute("CREATE TABLE t_quantiles AS SELECT * FROM t_quantiles_df")
-        con.execute("CREATE TABLE drift_ci AS SELECT * FROM drift_ci_df")
+        con.register("controls_df", pd.DataFrame(list(controls), columns=["run", "test", "direction", "against",
+                                                                          "margin", "power"]).astype(
+            {"run": "string", "test": "string", "direction": "string", "against": "string", "margin": "float64",
+             "power": "float64"}))
+        con.execute("CREATE TABLE controls AS SELECT * FROM controls_df")
         if judge_evals:
             evals, predictions = _judge_evals(judge_evals)
             con.register("judge_eval_df", evals)
             con.execute("CREATE TABLE judge_eval AS SELECT * FROM judge_eval_df")
-            con.execute("CREATE TABLE judge_predictions AS SELECT * FROM read_parquet($files, union_by_name = true)",
-                        {"files": predictions})
+            # the split is the eval file's (a real-answer set's own rows may carry another split name)
+            con.execute("CREATE TABLE judge_predictions AS SELECT * EXCLUDE (filename) REPLACE "
+                        "(regexp_extract(filename, 'predictions-([^/]+)\\.parquet$', 1) AS split) "
+                        "FROM read_parquet($files, union_by_name = true, filename = true)", {"files": predictions})
             con.execute(JUDGE_VIEWS.read_text())
-        correction = judge_correction(con.sql("SELECT judge, split, stance, p_support, p_neutral, p_oppose FROM "
-                                              "judge_predictions").df() if judge_evals else
-                                      pd.DataFrame(columns=["judge", "split", "stance", *BOOTSTRAP_P]))
-        con.register("judge_correction_df", correction)
-        con.execute("CREATE TABLE judge_correction AS SELECT * FROM judge_correction_df")
+        # judge_correction, the constrained correction's cross-fitted check, calibration-in-the-large, the labelling
+        # passes' agreement and stance_by_topic_corrected (with intervals): posttrain.store.judge_correction
+        judge_correction_tables.create(con, list(judge_evals), resamples, confidence, seed)
         if complexity:
             con.execute("CREATE TABLE complexity_points AS SELECT * FROM read_parquet($files, union_by_name = true) "
                         "ORDER BY run, step, task, bits", {"files": [str(f) for f in complexity]})
@@ -174,7 +172,14 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
                         "ORDER BY dataset, row, side", {"files": [str(f) for f in dataset_checks]})
             con.execute(CHECK_VIEWS.read_text())
         con.execute(VIEWS.read_text().format(extremum_fraction=float(extremum_fraction),
-                                             label_mass_floor=float(label_mass_floor)))
+                                             label_mass_floor=float(label_mass_floor),
+                                             label_mass_min_share=float(label_mass_min_share),
+                                             estimand_run=ESTIMANDS["run"]))
+        con.execute(SEEDS_VIEWS.read_text())
+        significance.create_tables(con, 1 - confidence)
+        con.execute(SIGNIFICANCE_VIEWS.read_text())
+        con.register("control_tests_df", control_tests.evaluate(con, list(controls)))
+        con.execute("CREATE TABLE control_tests AS SELECT * FROM control_tests_df")
         con.register("job_benchmarks_df", jobs)
         con.execute("CREATE TABLE job_benchmarks AS SELECT * FROM job_benchmarks_df")
         con.execute(JOB_VIEWS.read_text())

@@ -2,20 +2,22 @@
 this command's output, never numbers copied by hand.
 
 1. Drift of the primary read-out (generation + judge where the study has it, else forced choice), mean over
-   topics, per run: the balance (p_support - p_oppose) and each stance, mean over seeds with the interval of
-   `drift_over_seeds`, and the drift time where the magnitude is significant.
-2. The controls: each preference run on a synthetic value-gap set against what it must show. Support-aligned
-   data must move the balance up with an interval that excludes 0, oppose-aligned down; the value-neutral
-   control (`direction: none`) must have an interval that includes 0, or a magnitude at most a third of the
-   smaller positive control of the same algorithm and parent. Each verdict is given on the mean over seeds and in
-   each seed on its own.
-3. The judge of the generation probe on each validation split: macro-F1, Brier score, expected calibration error.
+   topics, per run: the balance (p_support - p_oppose) and each stance, with the interval of `drift_over_seeds`
+   (estimand (c), the mean over a population of seeds, where a run has >= 3 seeds; else (b), the mean over its
+   seeds), stars where the Benjamini-Hochberg q-value is below alpha, and the drift time where it is reported.
+2. The controls' tests fixed in the config (table control_tests; docs/methods.md: Controls as tests): the verdict
+   (holds, fails or inconclusive) over seeds and in each seed on its own.
+3. Power: from the study's own variance components, the smallest effect each control's test detects with the
+   configured power, and the seeds or prompts an effect needs (posttrain/store/power.py).
+4. The judge of the generation probe on each validation split: macro-F1, Brier score, expected calibration error.
 """
 
 from __future__ import annotations
 
 import duckdb
 import pandas as pd
+
+from posttrain.store import power as power_analysis
 
 
 def _interval(value, lo, hi) -> str:
@@ -36,111 +38,153 @@ def primary_mode(con) -> str:
     return "generation" if "generation" in modes else "forced_choice"
 
 
+def _alpha(con) -> float:
+    return 1 - con.execute("SELECT any_value(confidence) FROM drift_ci").fetchone()[0]
+
+
+def _short(estimand: str) -> str:
+    return estimand[estimand.rindex("("):] if isinstance(estimand, str) and "(" in estimand else "–"
+
+
 def drift_rows(con, mode: str) -> tuple[list[str], list[list[str]]]:
-    """Header and one row per run: seeds, each read-out's drift (mean over topics and seeds) with its interval,
-    and the balance's drift time."""
+    """Header and one row per run: seeds, the estimand of its intervals, each read-out's drift (mean over topics
+    and seeds) with its interval and a star where q < alpha, and the balance's drift time."""
     frame = con.execute(
-        "SELECT run, stance, n_seeds, magnitude, magnitude_lo, magnitude_hi, significant, drift_time, interval "
-        "FROM drift_over_seeds WHERE topic = '(all)' AND mode = ? ORDER BY run", [mode]).df()
-    # a run probed at its first and last step only has no drift time (1 by construction): say so in the cell
-    n_checkpoints = dict(con.execute(
-        "SELECT coalesce(r.replicate_of, r.run), min(n) FROM runs r "
-        "JOIN (SELECT run, count(*) AS n FROM checkpoints GROUP BY run) c USING (run) GROUP BY ALL").fetchall())
+        "SELECT run, stance, n_seeds, estimand, magnitude, magnitude_lo, magnitude_hi, q_value, drift_time, "
+        "drift_time_lo, drift_time_hi, drift_time_null_reason FROM drift_over_seeds "
+        "WHERE topic = '(all)' AND mode = ? ORDER BY run", [mode]).df()
+    alpha = _alpha(con)
     rows = []
     for run, g in frame.groupby("run", sort=True):
         by = g.set_index("stance")
-        cells = [run, str(int(by.loc["balance", "n_seeds"]))]
+        b = by.loc["balance"]
+        cells = [run, str(int(b.n_seeds)), _short(b.estimand)]
         for stance in ("balance", "support", "neutral", "oppose"):
             r = by.loc[stance]
-            cells.append(_interval(r.magnitude, r.magnitude_lo, r.magnitude_hi) + (" *" if r.significant else ""))
-        b = by.loc["balance"]
-        two = n_checkpoints.get(run) == 2
-        cells.append(f"{b.drift_time:.2f}" if pd.notna(b.drift_time) else "– (2 checkpoints)" if two else "–")
+            cells.append("withheld (label mass)" if pd.isna(r.magnitude) else
+                         _interval(r.magnitude, r.magnitude_lo, r.magnitude_hi)
+                         + (" *" if pd.notna(r.q_value) and r.q_value < alpha else ""))
+        if pd.notna(b.drift_time):
+            cells.append(_interval(b.drift_time, b.drift_time_lo, b.drift_time_hi).replace("+", ""))
+        else:
+            reason = b.drift_time_null_reason if isinstance(b.drift_time_null_reason, str) else ""
+            cells.append("– (2 checkpoints)" if reason.startswith("two checkpoints") else "–")
         rows.append(cells)
-    return ["run", "seeds", "balance", "p_support", "p_neutral", "p_oppose", "drift time (balance)"], rows
+    return ["run", "seeds", "estimand", "balance", "p_support", "p_neutral", "p_oppose", "drift time (balance)"], rows
 
 
 def drift_title(con, mode: str) -> str:
     confidence = con.execute("SELECT any_value(confidence) FROM drift_ci").fetchone()[0]
     return (f"Drift over each run, mean over topics, read by {mode.replace('_', ' ')}"
-            f"{' + judge' if mode == 'generation' else ''} (mean over seeds; [{confidence:.0%} interval]; "
-            "* the interval excludes 0; drift time only where it does):")
+            f"{' + judge' if mode == 'generation' else ''} (mean over seeds; [{confidence:.0%} interval] of estimand "
+            "(c), the mean over a population of seeds, where a run has at least 3 seeds, else (b), the mean over "
+            f"its own seeds; * Benjamini-Hochberg q < {1 - confidence:.2f} over the run's read-outs and modes; "
+            "drift time only where the balance drift is significant and the run has more than 2 checkpoints):")
 
 
 def drift_table(con, mode: str) -> str:
     return _table(*drift_rows(con, mode))
 
 
-def _holds(direction: str, m: float, lo: float, hi: float, smaller_positive: float | None) -> bool:
-    """One control's verdict (docs/methods.md: Controls)."""
-    if direction == "support":
-        return lo > 0
-    if direction == "oppose":
-        return hi < 0
-    small = smaller_positive is not None and abs(m) <= smaller_positive / 3
-    return bool(lo <= 0 <= hi) or small
+def _test_text(r) -> str:
+    if r.test == "equivalence":
+        return f"equivalence: drift within ±{r.margin:g} (TOST)"
+    against = f"drift − {r.against}'s drift" if isinstance(r.against, str) else "drift"
+    return f"superiority: {against} {'> 0' if r.direction == 'up' else '< 0'}"
 
 
-def _smaller_positive(frame: pd.DataFrame, row) -> float | None:
-    """The smaller |balance drift| of the positive controls beside `row` (same algorithm, parent, seed)."""
-    same = frame[(frame.algorithm == row.algorithm) & (frame.parent_run == row.parent_run)
-                 & (frame.seed.isna() if pd.isna(row.seed) else frame.seed == row.seed)
-                 & frame.direction.isin(["support", "oppose"])]
-    return float(same.magnitude.abs().min()) if len(same) else None
-
-
-EXPECTED = {"support": "balance up, interval above 0", "oppose": "balance down, interval below 0",
-            "none": "interval includes 0, or a balance drift at most 1/3 of the smaller positive control"}
+def _verdict_cell(r) -> str:
+    if pd.isna(r.verdict):
+        return f"– ({r.reason})" if isinstance(r.reason, str) else "–"
+    return r.verdict
 
 
 def controls(con, mode: str) -> pd.DataFrame:
-    """One row per preference run on a synthetic value-gap set: its balance drift and the verdict, on the mean
-    over seeds (`holds`, interval of drift_over_seeds) and in each seed on its own (`seeds_holding`, the seed's
-    bootstrap interval from drift_overall). With 2 seeds the mean's t quantile is 12.7, so a control can hold in
-    every seed and still not on the mean: both are reported, neither hides the other."""
-    pref = """(SELECT replicate_of, any_value(algorithm) AS algorithm, any_value(parent_run) AS parent_run,
-                      any_value(dataset) AS dataset FROM runs WHERE stage = 'pref' GROUP BY ALL)"""
-    frame = con.execute(f"""
-        SELECT o.run, r.algorithm, r.parent_run, d.direction, o.magnitude, o.magnitude_lo, o.magnitude_hi,
-               o.n_seeds, NULL AS seed
-        FROM drift_over_seeds o JOIN {pref} r ON r.replicate_of = o.run JOIN datasets d USING (dataset)
-        WHERE o.topic = '(all)' AND o.mode = ? AND o.stance = 'balance' AND d.direction IS NOT NULL
-        ORDER BY o.run""", [mode]).df()
-    per_seed = con.execute("""
-        SELECT r.replicate_of AS run, r.algorithm, r.parent_run, d.direction, o.magnitude, o.magnitude_lo,
-               o.magnitude_hi, r.seed
-        FROM drift_overall o JOIN runs r USING (run) JOIN datasets d USING (dataset)
-        WHERE r.stage = 'pref' AND o.mode = ? AND o.stance = 'balance' AND d.direction IS NOT NULL
-        ORDER BY r.replicate_of, r.seed""", [mode]).df()
-    per_seed["holds"] = [_holds(r.direction, r.magnitude, r.magnitude_lo, r.magnitude_hi,
-                                _smaller_positive(per_seed, r)) for r in per_seed.itertuples()]
-    verdicts = []
-    for row in frame.itertuples():
-        seeds = per_seed[per_seed.run == row.run]
-        verdicts.append({"run": row.run, "direction": row.direction, "n_seeds": row.n_seeds,
-                         "balance": _interval(row.magnitude, row.magnitude_lo, row.magnitude_hi),
-                         "expected": EXPECTED.get(row.direction, EXPECTED["none"]),
-                         "holds": _holds(row.direction, row.magnitude, row.magnitude_lo, row.magnitude_hi,
-                                         _smaller_positive(frame, row)),
-                         "per_seed": "; ".join((f"seed {int(s.seed)}: " if pd.notna(s.seed) else "")
-                                               + _interval(s.magnitude, s.magnitude_lo, s.magnitude_hi)
-                                               + ("" if s.holds else " ✗") for s in seeds.itertuples()),
-                         "seeds_holding": f"{int(seeds.holds.sum())}/{len(seeds)}"})
-    return pd.DataFrame(verdicts, columns=["run", "direction", "n_seeds", "balance", "expected", "holds",
-                                           "per_seed", "seeds_holding"])
+    """Table control_tests for one probe mode."""
+    return con.execute("SELECT * FROM control_tests WHERE mode = ? ORDER BY control, level", [mode]).df()
 
 
 def controls_rows(con, mode: str) -> tuple[list[str], list[list[str]]]:
-    """Header and one row per control; the `holds` cell is "yes" or "no"."""
-    return (["run", "data", "must show", "mean over seeds", "holds", "each seed (✗: does not hold)", "holds in"],
-            [[r.run, r.direction, r.expected, r.balance, "yes" if r.holds else "no", r.per_seed,
-              f"{r.seeds_holding} seeds"] for r in controls(con, mode).itertuples()])
+    """Header and one row per control: the test, the verdict over seeds ((c), else (b)) and (b) beside it, and
+    each seed's verdict."""
+    frame = controls(con, mode)
+    rows = []
+    for control, g in frame.groupby("control", sort=True):
+        first = g.iloc[0]
+        by = g.set_index("level")
+        population = by.loc["seed_population"] if "seed_population" in by.index else None
+        fixed = by.loc["seeds_fixed"] if "seeds_fixed" in by.index else None
+        head = population if population is not None and pd.notna(population.verdict) else fixed
+        per_seed = g[~g.level.isin(["seeds_fixed", "seed_population"])]
+        seeds = "; ".join(f"{s.level}: {_interval(s.estimate, s.lo, s.hi)} {s.verdict if pd.notna(s.verdict) else '–'}"
+                          for s in per_seed.itertuples())
+        holding = f"{int((per_seed.verdict == 'holds').sum())}/{len(per_seed)}"
+        rows.append([control, _test_text(first),
+                     "–" if head is None else f"{_interval(head.estimate, head.lo, head.hi)} {_short(head.estimand)}",
+                     "–" if head is None else _verdict_cell(head),
+                     "–" if fixed is None else
+                     f"{_interval(fixed.estimate, fixed.lo, fixed.hi)} {_verdict_cell(fixed)}",
+                     seeds, holding])
+    return (["control", "test (fixed in the config)", "over seeds", "verdict", "these seeds (b)", "each seed (a)",
+             "holds in"], rows)
 
 
 def controls_table(con, mode: str) -> str:
     header, rows = controls_rows(con, mode)
-    holds = header.index("holds")
-    return _table(header, [[f"**{c}**" if i == holds and c == "no" else c for i, c in enumerate(r)] for r in rows])
+    verdict = header.index("verdict")
+    return _table(header, [[f"**{c}**" if i == verdict and c in ("fails", "inconclusive") else c
+                            for i, c in enumerate(r)] for r in rows])
+
+
+def power_rows(con, mode: str) -> tuple[list[str], list[list[str]]] | None:
+    """Header and one row per control with >= 3 seeds: the smallest effect its test detects (superiority) or the
+    smallest margin it attains (equivalence) with the configured power, and the seeds and prompts an effect needs
+    (the observed contrast for a positive control, the margin for a negative one); None without such controls."""
+    power = con.execute("SELECT any_value(power) FROM controls").fetchone()[0] or 0.8
+    alpha = _alpha(con)
+    tests = con.execute("SELECT * FROM controls ORDER BY run").df()
+    rows = []
+    for t in tests.itertuples():
+        if t.test == "superiority" and isinstance(t.against, str):
+            c = con.execute("SELECT * FROM contrast_ci WHERE control = ? AND reference = ? AND mode = ? AND stance = "
+                            "'balance' AND level = 'seed_population'", [t.run, t.against, mode]).df()
+            if c.empty or pd.isna(c.s2.iloc[0]):
+                continue
+            c = c.iloc[0]
+            s2, own, shared, n_seeds, effect = c.s2, c.own, c.shared, int(c.n_seeds), c.estimate
+        else:
+            c = con.execute("SELECT * FROM seeds_ci WHERE run = ? AND topic = '(all)' AND mode = ? AND stance = "
+                            "'balance'", [t.run, mode]).df()
+            if c.empty or pd.isna(c.magnitude_s2_population.iloc[0]):
+                continue
+            c = c.iloc[0]
+            s2, own, shared, n_seeds = c.magnitude_s2_population, c.magnitude_own_population, \
+                c.magnitude_shared_population, int(c.n_seeds)
+            effect = t.margin if t.test == "equivalence" else c.magnitude
+        n_prompts = con.execute("SELECT count(DISTINCT prompt_id) FROM stance_samples s JOIN runs r USING (run) "
+                                "WHERE coalesce(r.replicate_of, r.run) = ? AND s.mode = ?", [t.run, mode]).fetchone()[0]
+        comp = power_analysis.Components(s2, own, shared, n_seeds, n_prompts)
+        margin = t.test == "equivalence"
+        smallest = (power_analysis.attainable_margin if margin else power_analysis.detectable)(comp, alpha, power)
+        seeds = power_analysis.seeds_needed(comp, effect, alpha, power, margin)
+        prompts = power_analysis.prompts_needed(comp, effect, alpha, power, margin)
+        rows.append([t.run, f"{n_seeds} × {n_prompts}",
+                     f"margin ±{smallest:.3f}" if margin else f"{smallest:.3f}",
+                     f"±{effect:g} (the margin)" if margin else f"{effect:+.3f} (observed)",
+                     "more than 1000" if seeds is None else str(seeds),
+                     "no number (the seeds' part alone is larger)" if prompts is None else str(prompts),
+                     f"{comp.sigma2_seed ** 0.5:.3f} / {max(own, 0) ** 0.5:.3f} / {max(shared, 0) ** 0.5:.3f}"])
+    header = ["control", "seeds × prompts", f"smallest detectable ({power:.0%} power)", "effect",
+              "seeds it needs", "prompts it needs", "sd: seeds / own sampling / shared prompts"]
+    return (header, rows) if rows else None
+
+
+NO_POWER = "No control with at least 3 seeds: no variance components to size it by."
+
+
+def power_table(con, mode: str) -> str:
+    found = power_rows(con, mode)
+    return NO_POWER if found is None else _table(*found)
 
 
 NO_JUDGE = "No judge validation in this study."
@@ -170,13 +214,18 @@ def judge_table(con) -> str:
     return NO_JUDGE if found is None else _table(*found)
 
 
-CONTROLS_TITLE = "The controls (preference runs on synthetic value-gap sets):"
-JUDGE_TITLE = "The stance judge on its validation splits (real: answers sampled from this study's checkpoints):"
+CONTROLS_TITLE = ("The controls' tests, fixed in the config before the run (balance drift, mean over topics; "
+                  "verdicts holds / fails / inconclusive, docs/methods.md: Controls as tests):")
+POWER_TITLE = ("Power, from this study's variance components (estimand (c); the seeds it needs at this study's "
+               "prompts, the prompts at its seeds):")
+JUDGE_TITLE = ("The stance judge on its validation splits (real: the labelled real answers of "
+               "probes.judge_eval.real_answers; the default's, stance-real-v1, come from an earlier, longer "
+               "default study, not from this one's checkpoints):")
 
 
 def findings(db: str) -> str:
     with duckdb.connect(db, read_only=True) as con:
         mode = primary_mode(con)
         parts = [drift_title(con, mode), drift_table(con, mode), CONTROLS_TITLE, controls_table(con, mode),
-                 JUDGE_TITLE, judge_table(con)]
+                 POWER_TITLE, power_table(con, mode), JUDGE_TITLE, judge_table(con)]
     return "\n\n".join(parts) + "\n"

@@ -1,5 +1,8 @@
 -- Views over the judge validation tables (judge_eval: one row per judge, split and metric;
 -- judge_predictions: one row per labelled response and judge).
+-- The correction's tables (judge_correction, judge_correction_check, judge_calibration, judge_label_agreement,
+-- judge_label_passes, judge_label_sensitivity, stance_by_topic_corrected) are built after these views by
+-- posttrain/store/judge_correction.py.
 
 -- Confusion matrix of argmax verdicts: rows true stance, columns judged stance.
 CREATE OR REPLACE VIEW judge_confusion AS

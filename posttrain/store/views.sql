@@ -1,31 +1,41 @@
 -- Derived views of study.duckdb. {extremum_fraction} is filled in from the config's drift section,
--- {label_mass_floor} from probes.values.forced_choice.label_mass_floor.
--- The *_lo / *_hi columns are bootstrap percentile intervals (tables stance_ci and drift_ci, computed at
--- build time by posttrain/store/bootstrap.py: prompts resampled, and sample ids within each prompt, both once for
--- all checkpoints of a run). Topic '(all)' in stance_ci / drift_ci is the mean over topics.
+-- {label_mass_floor} and {label_mass_min_share} from probes.values.forced_choice.
+-- The *_lo / *_hi columns are bootstrap percentile intervals of estimand (a), one run with prompts and samples
+-- varying (tables stance_ci and drift_ci, computed at build time by posttrain/store/bootstrap.py: a cluster
+-- bootstrap over prompts, stratified by topic, with one draw shared by every checkpoint, seed and run). Each view
+-- with an interval names its estimand in column `estimand`. Topic '(all)' is the mean over topics.
 
--- How much of the next-token probability forced choice's label words get, per run, checkpoint and topic (mean
--- over prompts and option orders). Below the floor the model mostly answers with other words, and the
--- renormalised label distribution says little about its stance: such a checkpoint is flagged here, in
--- stance_by_topic, and in drift (no drift time over it).
+-- How much of the next-token probability forced choice's label words get, per run, checkpoint and topic. The floor
+-- applies per prompt: share_above_floor is the share of the topic's prompts (each averaged over option orders)
+-- whose label mass reaches {label_mass_floor}. Below it the model mostly answers with other words, and the
+-- renormalised label distribution says little about its stance. A checkpoint where fewer than
+-- {label_mass_min_share} of a topic's prompts reach the floor is below_floor: forced-choice drift over it is
+-- withheld (view drift: magnitude, interval and drift time NULL, with the reason). content_free_label_mass is
+-- the label mass on the content-free inputs calibration divides by (NULL in probe files from before it was kept).
 CREATE OR REPLACE VIEW label_mass AS
 SELECT run, step, topic, avg(label_mass) AS mean_label_mass, min(label_mass) AS min_label_mass,
-       avg(label_mass) < {label_mass_floor} AS below_floor, {label_mass_floor}::DOUBLE AS label_mass_floor,
-       count(*) AS n_prompts
+       avg((label_mass >= {label_mass_floor})::INTEGER) AS share_above_floor,
+       avg((label_mass >= {label_mass_floor})::INTEGER) < {label_mass_min_share} AS below_floor,
+       {label_mass_floor}::DOUBLE AS label_mass_floor, {label_mass_min_share}::DOUBLE AS min_share_above_floor,
+       avg(content_free_label_mass) AS content_free_label_mass, count(*) AS n_prompts
 FROM stance_samples WHERE mode = 'forced_choice' GROUP BY ALL;
 
 -- Mean stance distribution per topic at every checkpoint (over the topic's prompts and samples). For forced
 -- choice, p_* are calibrated and averaged over option orders; raw_p_* are the uncalibrated means.
 CREATE OR REPLACE VIEW stance_by_topic AS
-WITH means AS (
+WITH per_prompt AS (  -- each prompt weighs the same, whatever its number of samples (as in the bootstrap)
+    SELECT run, step, topic, mode, prompt_id, avg(p_support) AS p_support, avg(p_neutral) AS p_neutral,
+           avg(p_oppose) AS p_oppose, avg(raw_p_support) AS raw_p_support, avg(raw_p_neutral) AS raw_p_neutral,
+           avg(raw_p_oppose) AS raw_p_oppose, avg(label_mass) AS label_mass, count(*) AS n_samples
+    FROM stance_samples GROUP BY ALL
+), means AS (
     SELECT s.run, s.step, c.progress, s.topic, s.mode,
            avg(s.p_support) AS p_support, avg(s.p_neutral) AS p_neutral, avg(s.p_oppose) AS p_oppose,
            avg(s.p_support) - avg(s.p_oppose) AS balance,
            avg(s.raw_p_support) AS raw_p_support, avg(s.raw_p_neutral) AS raw_p_neutral,
            avg(s.raw_p_oppose) AS raw_p_oppose, avg(s.label_mass) AS mean_label_mass,
-           avg(s.label_mass) FILTER (s.mode = 'forced_choice') < {label_mass_floor} AS low_label_mass,
-           count(DISTINCT s.prompt_id) AS n_prompts, count(*) AS n_samples
-    FROM stance_samples s JOIN checkpoints c USING (run, step)
+           count(*) AS n_prompts, sum(s.n_samples) AS n_samples
+    FROM per_prompt s JOIN checkpoints c USING (run, step)
     GROUP BY ALL
 ), ci AS (
     SELECT run, step, topic, mode,
@@ -35,22 +45,29 @@ WITH means AS (
            any_value(lo) FILTER (stance = 'balance') AS balance_lo, any_value(hi) FILTER (stance = 'balance') AS balance_hi
     FROM stance_ci GROUP BY ALL
 )
-SELECT * FROM means LEFT JOIN ci USING (run, step, topic, mode);
+SELECT m.*, ci.* EXCLUDE (run, step, topic, mode), coalesce(l.below_floor, false) AS low_label_mass,
+       l.share_above_floor, '{estimand_run}' AS estimand
+FROM means m LEFT JOIN ci USING (run, step, topic, mode)
+    LEFT JOIN label_mass l ON l.run = m.run AND l.step = m.step AND l.topic = m.topic AND m.mode = 'forced_choice';
 
 -- One row per run, checkpoint, topic, probe mode and read-out (each stance, and the balance p_support - p_oppose):
 -- the curve, with its interval.
 CREATE OR REPLACE VIEW stance_curve AS
-SELECT m.run, m.step, c.progress, m.topic, m.mode, m.stance, m.value, ci.lo, ci.hi
+WITH per_prompt AS (
+    SELECT run, step, topic, mode, prompt_id, avg(p_support) AS s, avg(p_neutral) AS n, avg(p_oppose) AS o
+    FROM stance_samples GROUP BY ALL
+)
+SELECT m.run, m.step, c.progress, m.topic, m.mode, m.stance, m.value, ci.lo, ci.hi, '{estimand_run}' AS estimand
 FROM (
-    SELECT run, step, topic, mode, 'support' AS stance, avg(p_support) AS value FROM stance_samples GROUP BY ALL
-    UNION ALL SELECT run, step, topic, mode, 'neutral', avg(p_neutral) FROM stance_samples GROUP BY ALL
-    UNION ALL SELECT run, step, topic, mode, 'oppose', avg(p_oppose) FROM stance_samples GROUP BY ALL
-    UNION ALL SELECT run, step, topic, mode, 'balance', avg(p_support) - avg(p_oppose) FROM stance_samples GROUP BY ALL
+    SELECT run, step, topic, mode, 'support' AS stance, avg(s) AS value FROM per_prompt GROUP BY ALL
+    UNION ALL SELECT run, step, topic, mode, 'neutral', avg(n) FROM per_prompt GROUP BY ALL
+    UNION ALL SELECT run, step, topic, mode, 'oppose', avg(o) FROM per_prompt GROUP BY ALL
+    UNION ALL SELECT run, step, topic, mode, 'balance', avg(s) - avg(o) FROM per_prompt GROUP BY ALL
 ) m JOIN checkpoints c USING (run, step) LEFT JOIN stance_ci ci USING (run, step, topic, mode, stance);
 
 -- The same, averaged over topics (each topic weighs the same), with its interval (a stratified bootstrap).
 CREATE OR REPLACE VIEW stance_overall AS
-SELECT m.run, m.step, m.progress, m.mode, m.stance, m.value, ci.lo, ci.hi, m.n_topics
+SELECT m.run, m.step, m.progress, m.mode, m.stance, m.value, ci.lo, ci.hi, m.n_topics, '{estimand_run}' AS estimand
 FROM (SELECT run, step, progress, mode, stance, avg(value) AS value, count(*) AS n_topics FROM stance_curve GROUP BY ALL) m
     LEFT JOIN stance_ci ci ON ci.run = m.run AND ci.step = m.step AND ci.mode = m.mode AND ci.stance = m.stance
                               AND ci.topic = '(all)';
@@ -106,21 +123,31 @@ WITH curves AS (
     FROM changes c JOIN per_curve p USING (run, topic, mode, stance) JOIN outside o USING (run, topic, mode, stance)
     WHERE p.max_abs_change > 0 AND c.step > coalesce(o.last_outside_step, -1)
     GROUP BY ALL
-), low_mass AS (
+), withheld AS (  -- forced choice below the label-mass floor at any checkpoint (view label_mass)
     SELECT run, topic, 'forced_choice' AS mode, count(*) FILTER (below_floor) AS low_label_mass_checkpoints
     FROM label_mass GROUP BY ALL
-    UNION ALL  -- the mean over topics: checkpoints whose mean mass over topics is below the floor
-    SELECT run, '(all)', 'forced_choice', count(*) FILTER (mass < {label_mass_floor})
-    FROM (SELECT run, step, avg(mean_label_mass) AS mass FROM label_mass GROUP BY ALL) GROUP BY ALL
+    UNION ALL  -- the mean over topics is withheld where any of its topics is
+    SELECT run, '(all)', 'forced_choice', count(DISTINCT step) FILTER (below_floor) FROM label_mass GROUP BY ALL
 ), screened AS (
-    SELECT *, ci.magnitude_lo > 0 OR ci.magnitude_hi < 0 AS significant,
-           coalesce(low_label_mass_checkpoints, 0) = 0 AND n_checkpoints > 2 AS timed
+    SELECT *, coalesce(low_label_mass_checkpoints, 0) > 0 AS is_withheld
     FROM per_curve LEFT JOIN extremum USING (run, topic, mode, stance) LEFT JOIN reached USING (run, topic, mode, stance)
         LEFT JOIN settled USING (run, topic, mode, stance) LEFT JOIN drift_ci ci USING (run, topic, mode, stance)
-        LEFT JOIN low_mass USING (run, topic, mode)
+        LEFT JOIN withheld USING (run, topic, mode)
+), tested AS (
+    SELECT *, CASE WHEN NOT is_withheld THEN magnitude_lo > 0 OR magnitude_hi < 0 END AS significant,
+           NOT is_withheld AND n_checkpoints > 2 AS timed
+    FROM screened
 )
 SELECT run, topic, mode, stance,
-       last_value - first_value AS magnitude, magnitude_lo, magnitude_hi, significant,
+       CASE WHEN NOT is_withheld THEN last_value - first_value END AS magnitude,
+       CASE WHEN NOT is_withheld THEN magnitude_lo END AS magnitude_lo,
+       CASE WHEN NOT is_withheld THEN magnitude_hi END AS magnitude_hi,
+       significant, CASE WHEN NOT is_withheld THEN magnitude_p END AS p_value,
+       CASE WHEN NOT is_withheld THEN magnitude_tost_lo END AS magnitude_tost_lo,
+       CASE WHEN NOT is_withheld THEN magnitude_tost_hi END AS magnitude_tost_hi,
+       CASE WHEN is_withheld THEN 'forced choice: fewer than {label_mass_min_share} of the prompts reach the label-mass '
+                                  || 'floor at ' || low_label_mass_checkpoints || ' checkpoint(s) (view label_mass)'
+       END AS withheld_reason,
        CASE WHEN significant AND timed THEN (reached_step - first_step) / nullif(last_step - first_step, 0) END
            AS drift_time,
        CASE WHEN significant AND timed THEN drift_time_lo END AS drift_time_lo,
@@ -129,20 +156,16 @@ SELECT run, topic, mode, stance,
            AS drift_time_settled,
        CASE WHEN significant AND timed THEN drift_time_settled_lo END AS drift_time_settled_lo,
        CASE WHEN significant AND timed THEN drift_time_settled_hi END AS drift_time_settled_hi,
-       CASE WHEN max_abs_change = 0 THEN 'the curve never moves'
+       CASE WHEN is_withheld THEN 'withheld: forced choice below the label-mass floor (withheld_reason)'
+            WHEN max_abs_change = 0 THEN 'the curve never moves'
             WHEN n_checkpoints < 2 THEN 'one checkpoint'
             WHEN n_checkpoints = 2 THEN 'two checkpoints: the curve reaches its change at the last one by construction'
-            WHEN NOT timed THEN 'forced choice: label mass below the floor at ' || low_label_mass_checkpoints
-                                || ' checkpoint(s) (view label_mass)'
             WHEN significant IS NULL THEN 'no interval for the magnitude (no bootstrap rows)'
             WHEN NOT significant THEN 'the magnitude''s interval includes 0'
        END AS drift_time_null_reason, low_label_mass_checkpoints,
        first_value, last_value, max_abs_change, extremum_step, extremum_change, reached_step, settled_step,
-       first_step, last_step, n_checkpoints, n_resamples, confidence
-FROM screened;
-
-CREATE OR REPLACE VIEW drift AS SELECT * FROM drift_all WHERE topic <> '(all)';
-CREATE OR REPLACE VIEW drift_overall AS SELECT * EXCLUDE (topic) FROM drift_all WHERE topic = '(all)';
+       first_step, last_step, n_checkpoints, n_resamples, confidence, '{estimand_run}' AS estimand
+FROM tested;
 
 -- Agreement of the two probe modes at every checkpoint probed both ways: the Pearson correlation, across
 -- topics, of the forced-choice and the generation + judge stance (one row per run, step and stance).
@@ -170,60 +193,3 @@ SELECT run, step, topic, 'support' AS stance, corr(f_support, g_support) AS r_ac
 FROM paired GROUP BY ALL
 UNION ALL SELECT run, step, topic, 'neutral', corr(f_neutral, g_neutral), count(*) FROM paired GROUP BY ALL
 UNION ALL SELECT run, step, topic, 'oppose', corr(f_oppose, g_oppose), count(*) FROM paired GROUP BY ALL;
-
--- Drift over training seeds: the runs a config replicates with `seeds:` (runs.replicate_of; a run without seeds
--- is its own, one-seed group), per topic and for the mean over topics ('(all)'). magnitude is the mean over
--- seeds. Its interval combines the spread between seeds with the probe's own uncertainty:
---   half-width = sqrt((t x sd_between_seeds / sqrt(n_seeds))^2 + (mean half-width of the seeds' bootstrap intervals)^2)
--- with t the Student quantile at the bootstrap's confidence and n_seeds - 1 degrees of freedom (table t_quantiles).
--- The seeds share their prompts and sample seeds, so the bootstrap part is not in the spread between seeds.
--- With one seed it is that run's bootstrap interval, and `interval` says that between-seed variance is not in it.
-CREATE OR REPLACE VIEW drift_over_seeds AS
-WITH per_run AS (
-    SELECT r.replicate_of, r.seed, d.*
-    FROM drift_all d JOIN runs r USING (run)
-), grouped AS (
-    SELECT replicate_of, topic, mode, stance, count(*) AS n_seeds, list(seed ORDER BY seed) AS seeds,
-           list(run ORDER BY run) AS runs, avg(magnitude) AS magnitude, stddev_samp(magnitude) AS sd_between_seeds,
-           avg((magnitude_hi - magnitude_lo) / 2) AS bootstrap_half_width,
-           avg(drift_time) AS drift_time, count(drift_time) AS n_seeds_with_drift_time,
-           any_value(confidence) AS confidence
-    FROM per_run GROUP BY ALL
-), widths AS (
-    SELECT g.*, CASE WHEN n_seeds > 1 THEN sqrt((t.t * sd_between_seeds / sqrt(n_seeds)) ** 2
-                                                + bootstrap_half_width ** 2)
-                     ELSE bootstrap_half_width END AS half_width
-    FROM grouped g LEFT JOIN t_quantiles t ON t.df = g.n_seeds - 1
-)
-SELECT replicate_of AS run, topic, mode, stance, n_seeds, seeds, runs, magnitude,
-       magnitude - half_width AS magnitude_lo, magnitude + half_width AS magnitude_hi,
-       magnitude - half_width > 0 OR magnitude + half_width < 0 AS significant,
-       sd_between_seeds, bootstrap_half_width, drift_time, n_seeds_with_drift_time,
-       CASE WHEN n_seeds > 1 THEN 'seeds and bootstrap'
-            ELSE 'bootstrap of one seed: between-seed variance not in it' END AS interval, confidence
-FROM widths;
-
--- The generation read-out per topic corrected for its judge's confusion (table judge_correction: the inverse of
--- the judge's soft confusion matrix on its validation answers; the real answers where it was validated on them).
--- A judge that calls 21 % of opposing answers support inflates p_support and deflates p_oppose; this undoes
--- that on average. Raw means (stance_by_topic) stay the default: the correction carries the validation set's
--- own sampling error, and can leave [0, 1] where the judge is unsure.
-CREATE OR REPLACE VIEW stance_by_topic_corrected AS
-WITH judged AS (
-    SELECT run, step, topic, judge, 'support' AS judged, avg(p_support) AS value
-    FROM stance_samples WHERE mode = 'generation' GROUP BY ALL
-    UNION ALL SELECT run, step, topic, judge, 'neutral', avg(p_neutral)
-    FROM stance_samples WHERE mode = 'generation' GROUP BY ALL
-    UNION ALL SELECT run, step, topic, judge, 'oppose', avg(p_oppose)
-    FROM stance_samples WHERE mode = 'generation' GROUP BY ALL
-), source AS (
-    SELECT judge, CASE WHEN bool_or(split = 'real') THEN 'real' ELSE min(split) END AS split
-    FROM judge_correction GROUP BY judge
-)
-SELECT q.run, q.step, q.topic, q.judge, s.split AS corrected_with,
-       sum(q.value * c.weight) FILTER (c.true_stance = 'support') AS p_support,
-       sum(q.value * c.weight) FILTER (c.true_stance = 'neutral') AS p_neutral,
-       sum(q.value * c.weight) FILTER (c.true_stance = 'oppose') AS p_oppose
-FROM judged q JOIN source s USING (judge)
-    JOIN judge_correction c ON c.judge = q.judge AND c.split = s.split AND c.judged = q.judged
-GROUP BY ALL;
