@@ -361,7 +361,8 @@ class Plan:
                "judge": self.judge_spec(self.judge), "out": self.paths.dataset_stance(dataset),
                "checks_out": self.paths.dataset_checks(dataset),
                "prompt_set": self.config["probes"]["values"]["prompt_set"],
-               "near_copy_threshold": checks.get("near_copy_threshold", 0.5)}
+               "near_copy_threshold": checks.get("near_copy_threshold", 0.5),
+               "near_copy_cosine": checks.get("near_copy_cosine", 0.87)}
         if "max_rows" in checks:
             job["max_rows"] = checks["max_rows"]
         return job

@@ -252,14 +252,15 @@ def dataset_stance(job: dict) -> str:
     partial = out.with_suffix(".judged.partial.jsonl")
     rows = [row for _, row in read_jsonl_rows(job["data"], DatasetError)]  # chat rows or preference pairs
     checks = contamination.check(rows, job["name"], prompt_sets.load(job["prompt_set"]),
-                                 job.get("near_copy_threshold", contamination.NEAR_COPY_THRESHOLD))
+                                 job.get("near_copy_threshold", contamination.NEAR_COPY_THRESHOLD),
+                                 job.get("near_copy_cosine", contamination.COSINE_THRESHOLD))
     write_parquet(job["checks_out"], checks)  # first: cheap, and it says what the judged stance may mean
     frame = judge(rows, job["name"], job["judge"], job.get("max_rows"), partial=partial)
     write_parquet(out, frame)
     partial.unlink(missing_ok=True)
     labels, copies = int(checks.label_answer.notna().sum()), int(checks.near_copy.sum())
-    return (f"{job['name']}: judged {len(frame)} answers -> {out}\n{job['name']}: {labels} replies are a bare "
-            f"label word, {copies} questions are near-copies of {job['prompt_set']} questions -> {job['checks_out']}")
+    return (f"{job['name']}: judged {len(frame)} answers -> {out}\n{job['name']}: {labels} replies are or open with "
+            f"a label word, {copies} questions are near-copies of {job['prompt_set']} questions -> {job['checks_out']}")
 
 
 def store(job: dict) -> str:

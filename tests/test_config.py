@@ -37,6 +37,15 @@ def test_scientific_notation_without_dot_is_a_float(tmp_path, tiny_config):
     (lambda c: c.update(sftt={}), r"<top level>: unknown key 'sftt'"),
     (lambda c: c["complexity"]["tasks"].update(stance={"train_from": ["labelled", "sft"]}),
      r"complexity\.tasks\.stance\.train_from: \['labelled', 'sft'\] must name one or more of labelled, value_qa"),
+    (lambda c: c.update(controls={"tests": {"dpo-nope": {"test": "equivalence"}}}),
+     r"controls\.tests\.dpo-nope: 'dpo-nope' is not a run under pref"),
+    (lambda c: c.update(controls={"tests": {"dpo-support": {"test": "superiority", "direction": "up",
+                                                            "against": "simpo-oppose"}}}),
+     r"controls\.tests\.dpo-support\.against: 'simpo-oppose' must be a control with test equivalence"),
+    (lambda c: c.update(controls={"tests": {"dpo-support": {"test": "superiority"}}}),
+     r"controls\.tests\.dpo-support: 'direction' is a required property"),
+    (lambda c: c.update(controls={"tests": {"dpo-support": {"test": "equivalence", "direction": "up"}}}),
+     r"controls\.tests\.dpo-support"),
 ])
 def test_bad_config_names_the_key(tiny_config, mutate, message):
     mutate(tiny_config)
@@ -55,6 +64,21 @@ def test_workflow_stops_at_parse_time_naming_the_key(tmp_path, tiny_config, muta
     assert result.returncode != 0
     assert key in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_controls_default_to_the_datasets_directions_and_state_their_tests(tiny_config):
+    from posttrain.config import control_tests
+
+    tests = {t["run"]: t for t in control_tests(validate(copy.deepcopy(tiny_config)))}
+    # no negative control beside them: each positive control is tested against 0, in its dataset's direction
+    assert tests["dpo-support"] == {"run": "dpo-support", "test": "superiority", "direction": "up",
+                                   "against": None, "power": 0.8, "margin": 0.1}
+    assert tests["simpo-oppose"]["direction"] == "down"
+    default = load(REPO / "config" / "config.yaml")
+    stated = {t["run"]: (t["test"], t["direction"], t["against"], t["margin"]) for t in control_tests(default)}
+    assert stated == {"dpo-support": ("superiority", "up", "dpo-neutral", 0.1),
+                      "dpo-oppose": ("superiority", "down", "dpo-neutral", 0.1),
+                      "dpo-neutral": ("equivalence", None, None, 0.1)}
 
 
 def test_seeds_replicate_a_run_and_a_child_names_a_replicate(tiny_config):

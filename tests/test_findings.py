@@ -127,3 +127,20 @@ def test_power_comes_from_the_studys_variance_components(tmp_path):
     assert 0 < detectable < 0.3  # the planted 0.3 is detectable at 3 seeds
     assert int(by["up"]["seeds it needs"]) <= 3
     assert by["flat"][header[2]].startswith("margin ±")
+
+
+def test_sql_and_numpy_agree_on_every_drift(tmp_path):
+    # drift_all's magnitudes are SQL over the rows; drift_over_seeds' means over seeds come from the bootstrap module
+    manifests, paths = planted_study(tmp_path, {"up": 0.3, "flat": 0.0})
+    frame = pd.read_parquet(paths[0])
+    pd.concat([frame, frame.iloc[[0, 2]].assign(sample_id=7, p_support=0.9)]).to_parquet(paths[0])  # 3 answers, not 2
+    db = tmp_path / "study.duckdb"
+    build(db, manifests, paths)
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = con.sql("""
+            SELECT o.run, o.topic, o.stance, o.magnitude AS numpy, avg(d.magnitude) AS sql
+            FROM drift_over_seeds o JOIN runs r ON r.replicate_of = o.run
+                JOIN drift_all d ON d.run = r.run AND d.topic = o.topic AND d.mode = o.mode AND d.stance = o.stance
+            GROUP BY ALL""").df()
+    assert len(got) == 2 * 3 * 4  # runs x (2 topics + their mean) x read-outs
+    assert got.numpy.tolist() == pytest.approx(got.sql.tolist(), abs=1e-12)

@@ -100,7 +100,9 @@ def make_study(root: Path) -> Path:
           judge_evals=[str(judges / "eval-test.json")], resamples=200, complexity=complexity,
           benchmarks=[str(benchmarks / "sft" / "sft.tsv")], benchmark_root=benchmarks,
           datasets={"mix": {"kind": "generated_sft"},
-                    "gap-up": {"kind": "synthetic_value_gap", "direction": "support", "value_gap": 1.0}})
+                    "gap-up": {"kind": "synthetic_value_gap", "direction": "support", "value_gap": 1.0}},
+          controls=[{"run": "dpo-up", "test": "superiority", "direction": "up", "against": None, "margin": 0.1,
+                     "power": 0.8}])
     return db
 
 
@@ -316,7 +318,7 @@ def test_the_page_in_a_real_browser(study, tmp_path):
         widths = tab.evaluate("[...document.images].map(i => i.complete ? i.naturalWidth : 0)")
         assert len(widths) == 2 * len(RUNS) + 7 and min(widths) > 0
         # the drift table, as a reader sees it
-        cell = tab.locator("table[data-section=drift] tr", has_text="dpo-up").first.locator("td").nth(3)
+        cell = tab.locator("table[data-section=drift] tr", has_text="dpo-up").first.locator("td").nth(4)  # p_support
         assert cell.inner_text().removesuffix(" *") == interval(d.magnitude, d.magnitude_lo, d.magnitude_hi)
         # the curves follow the drop-downs: another run, and its name in the chart's title
         tab.select_option("#curves-chart select[name=run]", "dpo-up-seed1")

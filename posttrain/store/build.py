@@ -30,6 +30,9 @@ SIGNIFICANCE_VIEWS = Path(__file__).with_name("significance_views.sql")
 OPTIONAL_SAMPLE_COLUMNS = {"label_mass": "DOUBLE", "raw_p_support": "DOUBLE", "raw_p_neutral": "DOUBLE",
                            "raw_p_oppose": "DOUBLE", "n_orders": "BIGINT", "calibration": "VARCHAR",
                            "content_free_label_mass": "DOUBLE"}
+# dataset_checks columns that files from before the label-position and embedding checks lack (NULL there)
+OPTIONAL_CHECK_COLUMNS = {"label_position": "VARCHAR", "probe_cosine": "DOUBLE", "cosine_prompt_id": "VARCHAR",
+                          "near_copy_by": "VARCHAR"}
 CHECK_VIEWS = Path(__file__).with_name("check_views.sql")
 DATASET_VIEWS = Path(__file__).with_name("dataset_views.sql")
 JUDGE_VIEWS = Path(__file__).with_name("judge_views.sql")
@@ -170,6 +173,8 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
         if dataset_checks:
             con.execute("CREATE TABLE dataset_checks AS SELECT * FROM read_parquet($files, union_by_name = true) "
                         "ORDER BY dataset, row, side", {"files": [str(f) for f in dataset_checks]})
+            for column, kind in OPTIONAL_CHECK_COLUMNS.items():  # files written before the embedding check
+                con.execute(f"ALTER TABLE dataset_checks ADD COLUMN IF NOT EXISTS {column} {kind}")
             con.execute(CHECK_VIEWS.read_text())
         con.execute(VIEWS.read_text().format(extremum_fraction=float(extremum_fraction),
                                              label_mass_floor=float(label_mass_floor),
