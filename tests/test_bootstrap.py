@@ -26,7 +26,7 @@ def test_interval_of_a_proportion_matches_the_normal_approximation():
     prompts = [[1.0] if i < n * share else [0.0] for i in range(n)]
     stance = intervals(rows({0: prompts, 10: prompts}), resamples=4000, confidence=0.95, fraction=0.95).stance_ci
     row = stance[(stance.step == 0) & (stance.stance == "support")].iloc[0]
-    half = 1.96 * math.sqrt(share * (1 - share) / (n - 1))  # s^2 / n with s^2 the sample variance
+    half = 1.966 * math.sqrt(share * (1 - share) / (n - 1))  # s^2 / n with s^2 the sample variance; t(0.975, 399)
     assert row.lo == pytest.approx(share - half, abs=0.01)
     assert row.hi == pytest.approx(share + half, abs=0.01)
 
@@ -145,9 +145,16 @@ def test_numpy_metrics_agree_with_the_drift_view():
 def reference_intervals(frame: pd.DataFrame, resamples: int, confidence: float, fraction: float, seed: int):
     """The resampling scheme written out one draw at a time: per replicate, n - 1 of each (topic, mode)'s n prompts
     with replacement, one draw for every run and checkpoint; the curve at a step is the mean over the drawn prompts
-    present at that step of each prompt's mean over its answers (the point estimate of stance_by_topic)."""
+    present at that step of each prompt's mean over its answers (the point estimate of stance_by_topic). Percentiles
+    expanded for n prompts: a tail of alpha/2 is read at the normal quantile of t(1 - alpha/2, n - 1)."""
+    from scipy import stats
+
     rng = np.random.default_rng(seed)
-    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
+
+    def q(df):
+        tail = stats.norm.sf(stats.t.ppf((1 + confidence) / 2, df)) * 100
+        return [tail, 100 - tail]
+
     stance, drift, by_key, draws = {}, {}, {}, {}
     for key, group in frame.groupby(["topic", "mode"]):
         prompts = list(np.sort(group.prompt_id.unique()))
@@ -169,14 +176,17 @@ def reference_intervals(frame: pd.DataFrame, resamples: int, confidence: float, 
         parts = [c for k, (_, c) in by_key.items() if (k[0], k[2]) == (run, mode)]
         by_key[(run, "(all)", mode)] = (by_key[next(k for k in by_key if (k[0], k[2]) == (run, mode))][0],
                                         np.mean(parts, axis=0))
+    df = {key: len(draws[key][0]) - 1 for key in draws}
     for key, (steps, curves) in by_key.items():
-        lo, hi = np.nanpercentile(curves, q, axis=0)
+        topic_df = df.get(key[1:]) or sum(d for (_, mode), d in df.items() if mode == key[2])  # '(all)': every topic
+        lo, hi = np.nanpercentile(curves, q(topic_df), axis=0)
         for i, step in enumerate(steps):
             for j, s in enumerate(READOUTS):
                 stance[key + (step, s)] = (lo[i, j], hi[i, j])
         metrics = drift_metrics(steps, np.moveaxis(curves, -1, 1), fraction)
         for j, s in enumerate(READOUTS):
-            drift[key + (s,)] = {name: np.percentile(v[:, j][np.isfinite(v[:, j])], q) for name, v in metrics.items()}
+            drift[key + (s,)] = {name: np.percentile(v[:, j][np.isfinite(v[:, j])], q(topic_df))
+                                 for name, v in metrics.items()}
     return stance, drift
 
 
@@ -289,3 +299,14 @@ def test_bad_samples_are_named():
     frame.loc[1, "p_neutral"] = np.nan
     with pytest.raises(ValueError, match="prompt p001"):
         intervals(frame, 10, 0.95, 0.95)
+
+
+def test_few_prompts_widen_the_percentile_levels():
+    # 10 prompts (9 df): the 95 % interval reads the percentiles where Student's t(0.975, 9) = 2.262 falls on the
+    # normal, 1.18 % and 98.82 %; many prompts read 2.5 % and 97.5 %
+    from posttrain.store.bootstrap import Levels
+
+    lo, hi, tost_lo, tost_hi = Levels(0.95, 9).q
+    assert (lo, hi) == pytest.approx((1.185, 98.815), abs=0.001)
+    assert tost_lo == pytest.approx(3.339, abs=0.001)  # t(0.95, 9) = 1.833 on the normal
+    assert Levels(0.95).q == pytest.approx([2.5, 97.5, 5.0, 95.0])

@@ -74,7 +74,8 @@ def drift_heatmap(db: str, out: str) -> None:
     modes = sorted(frame["mode"].unique())
     runs = list(dict.fromkeys(frame["run"]))
     fig, axes = plt.subplots(len(modes), 3, figsize=(4.2 * 3, 0.35 * len(runs) * len(modes) + 2.5), squeeze=False)
-    limit = max(frame["magnitude"].abs().max(), 1e-6)
+    # withheld cells (forced choice below the label-mass floor) have no magnitude and stay blank
+    limit = max(float(frame["magnitude"].abs().max()) if frame["magnitude"].notna().any() else 0.0, 1e-6)
     for i, mode in enumerate(modes):
         for j, stance in enumerate(PALETTE):
             table = (frame[(frame["mode"] == mode) & (frame["stance"] == stance)]
@@ -84,7 +85,7 @@ def drift_heatmap(db: str, out: str) -> None:
             axes[i, j].set_title(f"{stance} ({mode})", fontsize=9)
             axes[i, j].set_xlabel("")
             axes[i, j].set_ylabel("run" if j == 0 else "")
-    fig.suptitle("Drift magnitude (last - first checkpoint) per topic and run", y=1.0)
+    fig.suptitle("Drift magnitude (last - first checkpoint) per topic and run (blank: withheld, label mass)", y=1.0)
     fig.tight_layout()
     _save(fig, out, dpi=100)
 

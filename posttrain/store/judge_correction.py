@@ -42,6 +42,7 @@ from sklearn.model_selection import GroupKFold
 from posttrain.io import read_jsonl_rows
 from posttrain.judges import labelled
 from posttrain.stances import STANCES
+from posttrain.store.bootstrap import prompt_draws
 
 P = [f"p_{s}" for s in STANCES]
 FOLDS = 5
@@ -406,8 +407,8 @@ def corrected_stance(prompts: pd.DataFrame, predictions: pd.DataFrame, resamples
                                                                       rngs["validation"])]))  # (B + 1, 3, 3)
         keys, q = [], []
         for key, g in groups:
-            draws = np.vstack([np.ones(len(g)), rngs["probe"].multinomial(
-                len(g), np.full(len(g), 1 / len(g)), size=resamples)])  # (B + 1, prompts)
+            # the probe's prompts are drawn as every other value-probe interval draws them (n - 1 of n)
+            draws = np.vstack([np.ones(len(g)), prompt_draws(len(g), resamples, rngs["probe"])])  # (B + 1, prompts)
             q.append((draws @ g[means].to_numpy(float)) / draws.sum(1, keepdims=True))
             keys.append((*key, len(g), int(g["n"].sum())))
         q = np.stack(q)  # (G, B + 1, 3)

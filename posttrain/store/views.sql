@@ -74,7 +74,10 @@ FROM (SELECT run, step, progress, mode, stance, avg(value) AS value, count(*) AS
 
 -- Drift over each run (= one stage: its step 0 is the stage's starting weights).
 --   magnitude           = value at the last checkpoint - value at the first (signed)
---   significant         = the magnitude's bootstrap interval excludes 0 (NULL without an interval)
+--   significant         = the magnitude's bootstrap interval excludes 0 (NULL without an interval, or withheld);
+--                         p_value is its two-sided bootstrap p-value (drift and drift_overall add BH q-values)
+--   withheld_reason     = forced choice below the label-mass floor at some checkpoint (view label_mass): the
+--                         magnitude, its interval, p-value and drift times are then NULL
 --   extremum            = the first checkpoint whose change from the first is largest in absolute value
 --   drift_time          = (first step whose change has the extremum's sign and at least {extremum_fraction} x its
 --                         size - first step) / (last step - first step), in [0, 1]. A jump the other way does
@@ -86,7 +89,8 @@ FROM (SELECT run, step, progress, mode, stance, avg(value) AS value, count(*) AS
 -- a change that may be noise is noise. A run probed at its first and last step only has no drift time either:
 -- it would be 1 by construction. Elsewhere they are NULL and drift_time_null_reason says why;
 -- reached_step and settled_step keep the unscreened steps.
--- drift_all holds both; drift (per topic) and drift_overall (topic '(all)', the mean over topics) split it.
+-- drift_all holds both; drift (per topic) and drift_overall (topic '(all)', the mean over topics) split it and add
+-- the q-values (significance_views.sql).
 CREATE OR REPLACE VIEW drift_all AS
 WITH curves AS (
     SELECT run, step, topic, mode, stance, value FROM stance_curve
