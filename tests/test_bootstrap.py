@@ -308,5 +308,5 @@ def test_few_prompts_widen_the_percentile_levels():
 
     lo, hi, tost_lo, tost_hi = Levels(0.95, 9).q
     assert (lo, hi) == pytest.approx((1.185, 98.815), abs=0.001)
-    assert tost_lo == pytest.approx(3.339, abs=0.001)  # t(0.95, 9) = 1.833 on the normal
+    assert (tost_lo, tost_hi) == pytest.approx((3.339, 96.661), abs=0.001)  # t(0.95, 9) = 1.833 on the normal
     assert Levels(0.95).q == pytest.approx([2.5, 97.5, 5.0, 95.0])
