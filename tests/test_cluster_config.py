@@ -53,7 +53,7 @@ def test_profile_slurm_is_the_projects_and_the_cluster_dag_is_whole(cluster_dry_
     steps = {run: checkpoint_steps(s["checkpoints"], s["max_steps"]) for run, s in {**config["sft"],
                                                                                    **config["pref"]}.items()}
     found = jobs(cluster_dry_run)
-    assert found["sft"]["count"] == 8 and found["pref"]["count"] == 26 * 3 and found["reward_model"]["count"] == 8
+    assert found["sft"]["count"] == 8 and found["pref"]["count"] == 26 * 5 and found["reward_model"]["count"] == 8
     # every checkpoint is probed. Every preference run trains in bf16 under DeepSpeed, whose fp32 masters start from
     # the bf16-cast parent: step 0 is not the parent bit for bit, so it is probed too rather than copied
     assert {config["pref"][r]["training"]["precision"] for r in config["pref"]} == {"bf16"}

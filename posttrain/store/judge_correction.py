@@ -23,9 +23,10 @@ held-out answers' true shares, beside the raw judged shares' error.
 Every interval is a percentile bootstrap clustered by question: the labelled set's questions (prompt_id) are
 drawn with replacement and every answer of a drawn question comes with it. The corrected read-out refits C on
 each replicate (the validation set's sampling error) and, independently, redraws each (run, step, topic)'s
-probe prompts with their answers (the probe's own sampling error). Calibration-in-the-large (mean p_s against
-the true share of stance s) is bootstrapped the same way (statsmodels' cluster-robust variance would do the
-same job, but statsmodels is not a dependency); Cohen's kappa (sklearn) between two labelling passes too.
+probe prompts with their answers as every value-probe interval does (posttrain.store.bootstrap.prompt_draws: the
+probe's own sampling error). Calibration-in-the-large (mean p_s against the true share of stance s) is
+bootstrapped over questions like C (a cluster-robust standard error would do the same job; the bootstrap keeps
+one method for every interval of these tables); Cohen's kappa (sklearn) between two labelling passes too.
 """
 
 from __future__ import annotations
