@@ -276,9 +276,8 @@ def _metrics(steps, point, reps, fraction):
             drift_metrics(steps, np.moveaxis(reps, -1, 1), fraction))
 
 
-def _rows(key: dict, summary: dict[str, np.ndarray], prefix: str = "") -> list[dict]:
-    return [{**key, "stance": r, **{f"{prefix}{k}": float(v[i]) for k, v in summary.items()}}
-            for i, r in enumerate(READOUTS)]
+def _rows(key: dict, summary: dict[str, np.ndarray]) -> list[dict]:
+    return [{**key, "stance": r, **{k: float(v[i]) for k, v in summary.items()}} for i, r in enumerate(READOUTS)]
 
 
 def intervals(samples: pd.DataFrame, resamples: int, confidence: float, fraction: float, seed: int = 0,
