@@ -130,6 +130,7 @@ def control_tests(config: dict[str, Any]) -> list[dict]:
     test, support / oppose a superiority test up / down against the neutral control of the same algorithm and
     parent, if any)."""
     section = config.get("controls", {})
+    margin = section.get("margin", 0.1)
     runs = {}
     for run, spec in config["pref"].items():
         runs.setdefault(spec.get("replicate_of", run), spec)
@@ -157,9 +158,9 @@ def control_tests(config: dict[str, Any]) -> list[dict]:
                               "controls.tests (a negative control)")
         tests.append({"run": name, "test": test["test"], "direction": test.get("direction"), "against": against,
                       "power": section.get("power", 0.8),
-                      "margin": test.get("margin", section.get("margin", 0.1)) if test["test"] == "equivalence"
-                      else (explicit[against].get("margin", section.get("margin", 0.1)) if against else
-                            section.get("margin", 0.1))})
+                      # a positive control's margin (its "fails" bound) is its negative control's
+                      "margin": test.get("margin", margin) if test["test"] == "equivalence"
+                      else explicit[against].get("margin", margin) if against else margin})
     return tests
 
 

@@ -75,13 +75,6 @@ def _runs_and_checkpoints(manifests: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     return pd.DataFrame(runs), pd.DataFrame(checkpoints, columns=["run", "step", "progress", "path"])
 
 
-def judge_correction(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per judge and validation split, the inverse of its soft confusion matrix C[true, judged] (weight[judged,
-    true]: pi = q C^-1) and C itself (`confusion`); skipped where a stance has no labelled answers or C is near
-    singular. The read-out's correction stays inside the simplex: posttrain.store.judge_correction."""
-    return judge_correction_tables.inverse_weights(predictions)
-
-
 def _judge_evals(paths: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Long table (judge, kind, split, metric, stance, value) from eval JSON files, and their predictions files."""
     rows, predictions = [], []
@@ -180,7 +173,8 @@ def build(db_path: str | Path, manifests: list[str], stance: list[str], extremum
                                              label_mass_floor=float(label_mass_floor),
                                              label_mass_min_share=float(label_mass_min_share),
                                              estimand_run=ESTIMANDS["run"]))
-        con.execute(SEEDS_VIEWS.read_text())
+        con.execute(SEEDS_VIEWS.read_text().format(estimand_fixed=ESTIMANDS["seeds_fixed"],
+                                                   estimand_population=ESTIMANDS["seed_population"]))
         significance.create_tables(con, 1 - confidence)
         con.execute(SIGNIFICANCE_VIEWS.read_text())
         con.register("control_tests_df", control_tests.evaluate(con, list(controls)))

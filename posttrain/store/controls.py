@@ -22,11 +22,12 @@ import math
 
 import pandas as pd
 
+from posttrain.store.bootstrap import ESTIMANDS
+
 COLUMNS = ["control", "test", "direction", "against", "margin", "mode", "level", "n_seeds", "estimand", "estimate",
            "lo", "hi", "tost_lo", "tost_hi", "p_value", "verdict", "reason"]
-LEVEL_ESTIMAND = {"seeds_fixed": "mean over these seeds, conditional on them (b)",
-                  "seed_population": "mean over a population of seeds (c)"}
-PER_SEED = "one run: prompts and samples vary (a)"
+LEVEL_ESTIMAND = {level: ESTIMANDS[level] for level in ("seeds_fixed", "seed_population")}
+PER_SEED = ESTIMANDS["run"]
 
 
 def superiority(direction: str, lo: float, hi: float, tost_lo: float, tost_hi: float, margin: float

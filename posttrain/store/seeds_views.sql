@@ -1,5 +1,5 @@
 -- Drift over training seeds (posttrain/store/build.py creates it after drift_all; view drift_over_seeds adds the
--- q-values, significance_views.sql).
+-- q-values, significance_views.sql). {estimand_fixed} and {estimand_population} are bootstrap.ESTIMANDS'.
 
 -- Drift over training seeds: the runs a config replicates with `seeds:` (runs.replicate_of; a run without seeds is
 -- its own, one-seed group), per topic and for the mean over topics ('(all)'). Table seeds_ci holds both estimands
@@ -35,8 +35,7 @@ WITH members AS (
 SELECT v.run, v.topic, v.mode, v.stance, v.n_seeds, v.seeds, v.runs,
        CASE WHEN NOT is_withheld THEN v.magnitude END AS magnitude,
        CASE WHEN NOT is_withheld THEN v.lo END AS magnitude_lo, CASE WHEN NOT is_withheld THEN v.hi END AS magnitude_hi,
-       CASE WHEN has_population THEN 'mean over a population of seeds (c)'
-            ELSE 'mean over these seeds, conditional on them (b)' END AS estimand,
+       CASE WHEN has_population THEN '{estimand_population}' ELSE '{estimand_fixed}' END AS estimand,
        v.sig AS significant, CASE WHEN NOT is_withheld THEN v.p END AS p_value,
        CASE WHEN NOT is_withheld THEN magnitude_lo_fixed END AS magnitude_lo_fixed,
        CASE WHEN NOT is_withheld THEN magnitude_hi_fixed END AS magnitude_hi_fixed,
