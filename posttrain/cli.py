@@ -9,6 +9,10 @@ For you:
                                                          draws every figure from the database
     posttrain export --to csv|parquet DIR [--db DB]      every table and view as one file each, for pandas, R,
                                                          W&B or MLflow without DuckDB
+    posttrain plan --cost [--config FILE] [--gpu h100|h200|a100 | --cpu THREADS] [--utilisation KIND=U ...]
+                                                         what a study costs before it runs: each rule's jobs,
+                                                         tokens, FLOPs, hours and GPU-hours (posttrain/cost.py);
+                                                         without --cost, the jobs per rule
     posttrain judge-eval --judge NAME [--config FILE]    validate a configured stance judge on the labelled set:
                                                          prints macro-F1, per-class recall and the confusion
                                                          matrix, and writes its eval-<split>.json under results/
@@ -22,6 +26,7 @@ A bad input ends with one line, `error: ...`, naming it, and exit status 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -54,6 +59,18 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--to", required=True, choices=["csv", "parquet"], help="the file format")
     export.add_argument("dir", help="the folder to write into (created if missing)")
     export.add_argument("--db", default=Layout().db())
+    planned = sub.add_parser("plan", help="the study's jobs per rule; with --cost, what they cost")
+    planned.add_argument("--config", default="config/config.yaml")
+    planned.add_argument("--results", default=Layout().root,
+                         help="the study's results folder (built datasets there give measured sequence lengths)")
+    planned.add_argument("--cost", action="store_true", help="tokens, FLOPs, hours and GPU-hours per rule")
+    where = planned.add_mutually_exclusive_group()
+    where.add_argument("--gpu", default="h100", help="the GPU the bill is for: h100 (default), h200, a100")
+    where.add_argument("--cpu", type=int, metavar="THREADS", help="this CPU with THREADS threads (peak measured)")
+    planned.add_argument("--peak-tflops", type=float, help="the device's peak instead of the data sheet's or measured")
+    planned.add_argument("--utilisation", nargs="+", default=[], metavar="KIND=U",
+                         help="model FLOPs utilisation of train, prefill or decode work (default 0.4, 0.5, 0.25)")
+    planned.add_argument("--start-s", type=float, help="seconds to start a job (default: 60 on a GPU, 5 on a CPU)")
     for name in stages.STAGES:
         p = _stage_parser(sub, name, f"run the {name} stage on one job spec")
         if name == "judge-eval":  # also for you, by judge name, outside the workflow
@@ -80,6 +97,8 @@ def main(argv=None) -> None:
         from posttrain.store.findings import findings
 
         print(findings(args.db), end="")
+    elif args.command == "plan":
+        plan_command(args)
     elif args.command == "judge-eval" and not args.job:
         judge_eval(args)
     elif args.command == "report" and not args.job:
@@ -112,6 +131,41 @@ def query(args) -> None:
     else:
         with pd.option_context("display.max_rows", 500, "display.width", 200):
             print(frame.to_string(index=False))
+
+
+def plan_command(args) -> None:
+    """`posttrain plan`: the jobs of a config per rule, or with --cost the bill (posttrain.cost)."""
+    from collections import Counter
+
+    from posttrain import config as study_config
+    from posttrain import cost
+    from posttrain.plan import Plan
+
+    try:
+        utilisation = {}
+        for item in args.utilisation:
+            kind, _, value = item.partition("=")
+            if kind not in cost.UTILISATION or not value:
+                sys.exit(f"error: --utilisation {item!r}: expected KIND=U, KIND one of {', '.join(cost.UTILISATION)}")
+            utilisation[kind] = float(value)
+            if not 0 < utilisation[kind] <= 1:
+                sys.exit(f"error: --utilisation {item!r}: a utilisation lies in (0, 1]")
+        study = cost.StudyCost(Plan(study_config.load(args.config), root=args.results))
+        if not args.cost:
+            for rule, n in Counter(job["rule"] for job in study.jobs).most_common():
+                print(f"{rule:32s} {n:6d}")
+            return
+        peak = args.peak_tflops * 1e12 if args.peak_tflops else None
+        if args.cpu:
+            hw = cost.cpu(args.cpu, peak, utilisation=utilisation,
+                          **({"start_s": args.start_s} if args.start_s is not None else {}))
+        else:
+            hw = cost.gpu(args.gpu, utilisation, **({"start_s": args.start_s} if args.start_s is not None else {}))
+            if peak:
+                hw = dataclasses.replace(hw, peak_flops=peak)
+        print(cost.render(study, hw, args.config), end="")
+    except (cost.CostError, *stages._expected_errors()) as e:
+        sys.exit(f"error: {e}")
 
 
 def judge_eval(args) -> None:

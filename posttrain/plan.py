@@ -147,10 +147,11 @@ class Plan:
         return spec["model"] if section == "sft" else self.config["sft"][spec["from"]["run"]]["model"]
 
     def model_spec(self, model: str) -> dict:
-        """What loading `model` needs: its entry without `resources` (asking the scheduler for more time neither
-        reruns finished jobs nor looks like another run to a resumed one), and for a GGUF model its dequantised
-        copy, which every job loads instead of decoding the GGUF again."""
-        spec = {k: v for k, v in self.config["models"][model].items() if k != "resources"}
+        """What loading `model` needs: its entry without `resources` and `params` (asking the scheduler for more
+        time, or stating the size for the cost estimate, neither reruns finished jobs nor looks like another run
+        to a resumed one), and for a GGUF model its dequantised copy, which every job loads instead of decoding
+        the GGUF again."""
+        spec = {k: v for k, v in self.config["models"][model].items() if k not in ("resources", "params")}
         if "gguf" in spec:
             spec["dequantised"] = self.paths.dequantised(model)
         return spec
@@ -436,7 +437,7 @@ class Plan:
         """
         needs = {p for j in {self.judge, *self.evaluated_judges} for p in self.judge_inputs(j)}
         needs |= {p for r in self.sft_runs for p in self.model_inputs(self.config["sft"][r]["model"])}
-        heads = sorted(j for j in self.config["judges"] if self.paths.judge_head(j) in needs)
+        heads = self.judge_heads()
         gguf = sorted(m for m in self.config["models"] if self.paths.dequantised(m) in needs)
         b = self.paths.benchmark
         return [
@@ -452,6 +453,10 @@ class Plan:
               for probe in ["value_probe", *["complexity_probe"] * self.complexity]
               for run in self.runs for step in self.steps[run]],
         ]
+
+    def judge_heads(self) -> list[str]:
+        """The judges whose head the study fits (judge_head jobs): those in use or evaluated that have one."""
+        return sorted(j for j in {self.judge, *self.evaluated_judges} if self.config["judges"][j]["kind"] in HEAD_KINDS)
 
     def plot_targets(self) -> list[str]:
         """Every figure of the study (each one's data must be in the database: no figure without rows)."""

@@ -151,3 +151,15 @@ def test_resources_stay_out_of_what_entry_points_receive():
     config["models"]["tiny-llama"]["resources"] = {"probe": {"runtime": 999}}
     judge = Plan(config).judge_spec("tiny-head")
     assert "resources" not in judge["model_spec"] and judge["model_spec"]["tiny"]["family"] == "llama"
+
+
+def test_the_cost_estimate_bills_exactly_the_dags_jobs(cluster_dry_run):
+    """`posttrain plan --cost` enumerates jobs itself (it runs before any workflow): rule by rule, they are the
+    dry run's."""
+    from collections import Counter
+
+    from posttrain.cost import StudyCost
+
+    billed = Counter(job["rule"] for job in StudyCost(Plan(load(CLUSTER))).jobs)
+    dag = {rule: found["count"] for rule, found in jobs(cluster_dry_run).items() if rule != "all"}
+    assert dict(billed) == dag
