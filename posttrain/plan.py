@@ -135,6 +135,7 @@ class Plan:
         self.exact_start_runs = [run for run in self.pref_runs if self._starts_exactly(run)]
         self.ppo_reward_models = sorted({c["pref"][r]["reward_model"] for r in self.pref_runs
                                          if c["pref"][r]["algorithm"] == "ppo"})
+        self._snapshot_readers = None  # snapshot_readers(), once asked
 
     # --- names and resolved pieces -------------------------------------------------------------------------
 
@@ -481,7 +482,13 @@ class Plan:
 
     def snapshot_readers(self) -> dict[tuple[str, int], tuple[list[str], list[str]]]:
         """(run, step) of every snapshot -> the outputs of the jobs that read it: (those of its own run, those of
-        other runs). Once they all exist, nothing needs the snapshot any more."""
+        other runs). Once they all exist, nothing needs the snapshot any more. Computed once: every
+        release_snapshot job asks, and the cluster study has 2,026 of them."""
+        if self._snapshot_readers is None:
+            self._snapshot_readers = self._find_snapshot_readers()
+        return self._snapshot_readers
+
+    def _find_snapshot_readers(self) -> dict[tuple[str, int], tuple[list[str], list[str]]]:
         c, p = self.config, self.paths
         own_others = {(run, s): ([], []) for run in self.runs for s in self.steps[run]}
         for run in self.runs:

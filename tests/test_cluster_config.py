@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TINY_CONFIG
+from conftest import REPO, TINY_CONFIG, write_config
 
 from posttrain.config import ConfigError, load, validate
 from posttrain.launch import command
@@ -91,13 +91,15 @@ def job_in(block: str, stage: str) -> dict:
 
 
 def test_site_settings_come_from_a_second_profile(tmp_path):
+    """On the tiny config: the profiles' merge does not depend on the study, and its DAG is 80 jobs, not 6,700."""
     site = tmp_path / "mysite"
     site.mkdir()
     (site / "profile.yaml").write_text(yaml.safe_dump({
         "default-resources": {"slurm_account": "my-lab", "slurm_partition": "cpu"},
         "set-resources": {"sft": {"slurm_partition": "gpu-a100", "gpu_model": "a100"}},
         "slurm-qos": "high"}))
-    output = dry_run(tmp_path / "out", "--profile", str(site), "--configfile", str(CLUSTER))
+    tiny = write_config(tmp_path / "tiny.yaml", TINY_CONFIG)
+    output = dry_run(tmp_path / "out", "--profile", str(site), "--configfile", str(tiny))
     assert "Using profiles profiles/slurm and" in output
     sft = jobs(output)["sft"]["blocks"][0]
     assert "slurm_partition=gpu-a100" in sft and "gpu_model=a100" in sft and "slurm_account=my-lab" in sft
