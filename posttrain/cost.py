@@ -30,6 +30,9 @@ from posttrain.plan import MODEL_JUDGE_KINDS, PLOTS, Plan
 CHARS_PER_TOKEN = 4.0  # English text under a BPE tokenizer of these model families: about 4 characters a token
 CHAT_OVERHEAD_TOKENS = 16  # role markers and the template's fixed text around one user turn
 MINILM_PARAMS = 22_713_216  # all-MiniLM-L6-v2, the embedding judge and the contamination check's encoder
+# The store's build per stance row (load, bootstrap, views): 90 CPU-s for 8.25 M rows on a 2-core EPYC
+# (benchmarks/results/store_scale_seeds3.json). It runs on CPUs, so it is job-hours, never GPU-hours.
+STORE_SECONDS_PER_ROW = 1.1e-5
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def cpu(threads: int, peak_flops: float | None = None, memory_bandwidth: float =
 
 @dataclass
 class Work:
-    kind: str  # train | prefill | decode
+    kind: str  # train | prefill | decode, or rows: the store's stance rows (tokens holds their count)
     tokens: float
     params: float
     flops_per_param: int  # 2 forward, 4 LoRA training, 6 full training, 8 DPO (policy trained + reference read)
@@ -109,9 +112,11 @@ class Work:
 
     @property
     def flops(self) -> float:
-        return self.tokens * self.params * self.flops_per_param
+        return 0.0 if self.kind == "rows" else self.tokens * self.params * self.flops_per_param
 
     def seconds(self, hw: Hardware) -> float:
+        if self.kind == "rows":
+            return self.tokens * STORE_SECONDS_PER_ROW
         compute = self.flops / (hw.peak_flops * hw.utilisation[self.kind])
         if self.kind != "decode":
             return compute
@@ -282,7 +287,7 @@ class StudyCost:
                 if p.complexity:
                     self._add(f"complexity_probe{suffix}", f"{run}/step-{step}",
                               [] if copied else self._complexity_work(run, step, model), gpus)
-        self._add("store", "", [])
+        self._add("store", "", [Work("rows", self._stance_rows(), 0, 0)])
         for target in p.plot_targets():
             self._add(_plot_rule(Path(target).stem), Path(target).stem, [])
         self._add("summary", "", [])
@@ -291,6 +296,22 @@ class StudyCost:
         if c["retention"]["trainer_state"] == "remove_when_finished":
             for run in p.runs:
                 self._add("release_trainer_state", run, [])
+
+    def _stance_rows(self) -> float:
+        """The value probe's rows over the study: each probed checkpoint's forced-choice and generation rows."""
+        v = self.config["probes"]["values"]
+        from posttrain.probes import prompt_sets
+
+        topics: dict[str, int] = {}
+        for row in prompt_sets.load(v["prompt_set"]).prompts:
+            topics[row["topic"]] = topics.get(row["topic"], 0) + 1
+        per_checkpoint = 0
+        if "forced_choice" in v["modes"]:
+            per_checkpoint += 3 * sum(min(n, v.get("max_prompts_per_topic") or n) for n in topics.values())
+        if "generation" in v["modes"]:
+            g = v["generation"]
+            per_checkpoint += g["samples"] * sum(min(n, g.get("max_prompts_per_topic") or n) for n in topics.values())
+        return float(per_checkpoint * sum(len(steps) for steps in self.plan.steps.values()))
 
     def _pref_work(self, run: str) -> list[Work]:
         spec = self.config["pref"][run]
@@ -471,7 +492,7 @@ def bill(cost: StudyCost, hw: Hardware) -> list[dict]:
                                            "seconds": 0.0, "gpu_hours": 0.0, "upper_bound": False})
         seconds = job_seconds(job, hw)
         r["jobs"] += 1
-        r["tokens"] += sum(w.tokens for w in job["work"])
+        r["tokens"] += sum(w.tokens for w in job["work"] if w.kind != "rows")
         r["flops"] += sum(w.flops for w in job["work"])
         r["seconds"] += seconds
         r["gpu_hours"] += seconds * job["gpus"] / 3600
