@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -55,7 +56,8 @@ def main() -> None:
                      "within_2x": 0.5 <= p / m <= 2})
     total_m = sum(sum(v) for v in measured.values())
     total_p = sum(sum(predicted[r]) for r in measured)
-    cluster = cost.StudyCost(Plan(study_config.load(CLUSTER)))
+    with tempfile.TemporaryDirectory() as empty:  # not this study's results/: its datasets share names, not sizes
+        cluster = cost.StudyCost(Plan(study_config.load(CLUSTER), root=empty))
     h100 = cost.gpu("h100")
     bill = cost.bill(cluster, h100)
     result = {
