@@ -30,6 +30,11 @@ from posttrain.plan import MODEL_JUDGE_KINDS, PLOTS, Plan
 CHARS_PER_TOKEN = 4.0  # English text under a BPE tokenizer of these model families: about 4 characters a token
 CHAT_OVERHEAD_TOKENS = 16  # role markers and the template's fixed text around one user turn
 MINILM_PARAMS = 22_713_216  # all-MiniLM-L6-v2, the embedding judge and the contamination check's encoder
+# The data check's sizes where the config does not give them (its texts are not on this machine before the run):
+UNSIZED_DATASET_ROWS = 1000  # a dataset with no n_examples, n_pairs or max_examples
+FILE_ANSWER_TOKENS = 256  # an answer of hub or file data
+GENERATED_ANSWER_TOKENS = 64  # an answer of the project's generated sets (value-mix, value-gap pairs)
+QUESTION_TOKENS = 32  # a question, as the contamination check's encoder reads it
 # The store's build per stance row (load, bootstrap, views): 90 CPU-s for 8.25 M rows on a 2-core EPYC
 # (benchmarks/results/store_scale_seeds3.json). It runs on CPUs, so it is job-hours, never GPU-hours.
 STORE_SECONDS_PER_ROW = 1.1e-5
@@ -363,13 +368,14 @@ class StudyCost:
 
     def _dataset_stance_work(self, dataset: str) -> list[Work]:
         spec = self.config["datasets"][dataset]
-        rows = spec.get("n_examples") or spec.get("n_pairs") or spec.get("max_examples") or 1000
+        rows = spec.get("n_examples") or spec.get("n_pairs") or spec.get("max_examples") or UNSIZED_DATASET_ROWS
         rows = min(rows, self.config["probes"]["datasets"].get("max_rows", rows))
-        length = 256 if spec["kind"] in ("hub", "preference_hub", "jsonl", "preference_jsonl") else 64
+        outside = spec["kind"] in ("hub", "preference_hub", "jsonl", "preference_jsonl")
+        length = FILE_ANSWER_TOKENS if outside else GENERATED_ANSWER_TOKENS
         # the judge reads each answer (both answers of a pair), and MiniLM encodes each question
         answers = rows * (2 if "n_pairs" in spec or spec["kind"].startswith("preference") else 1)
         return self._judge_work(self.plan.judge, ["x"] * answers, answer_tokens=length) + \
-            [Work("prefill", rows * 32, MINILM_PARAMS, 2)]
+            [Work("prefill", rows * QUESTION_TOKENS, MINILM_PARAMS, 2)]
 
     def _value_work(self, model: str) -> list[Work]:
         if ("value", model) not in self._memo:
