@@ -232,19 +232,24 @@ class StudyCost:
 
     # training ---------------------------------------------------------------------------------------------------
 
-    def _sequence_tokens(self, dataset: str, max_length: int) -> tuple[float, bool]:
-        """Mean tokens of one training sequence of `dataset`: measured on its built file, else max_length."""
+    def _sequence_tokens(self, dataset: str, max_length: int, batch: int) -> tuple[float, bool]:
+        """Tokens a training row costs in `dataset`: the expected length of the longest of `batch` rows drawn from
+        its built file, since the trainers pad a batch to its longest row (SFT's collator; DPO pads chosen and
+        rejected together, so a pair counts at its longer answer). max_length where the file is not built yet."""
         path = Path(self.plan.paths.data(dataset))
         if not path.is_file():
             return float(max_length), True
         lengths = []
         with path.open() as f:
-            for line in f:  # an SFT conversation, or a preference prompt with its chosen answer
+            for line in f:  # an SFT conversation, or a preference prompt with its chosen and rejected answers
                 row = json.loads(line)
-                text = _text_of(row["messages"]) if "messages" in row else \
-                    _text_of(row.get("prompt")) + _text_of(row.get("chosen"))
-                lengths.append(min(tokens_of(text) + CHAT_OVERHEAD_TOKENS, max_length))
-        return (_mean(lengths), False) if lengths else (float(max_length), True)
+                if "messages" in row:
+                    text_tokens = tokens_of(_text_of(row["messages"]))
+                else:
+                    prompt = tokens_of(_text_of(row.get("prompt")))
+                    text_tokens = prompt + max(tokens_of(_text_of(row.get(k))) for k in ("chosen", "rejected"))
+                lengths.append(min(text_tokens + CHAT_OVERHEAD_TOKENS, max_length))
+        return (expected_longest(lengths, batch), False) if lengths else (float(max_length), True)
 
     def _train(self, section: str, name: str) -> tuple[float, bool, int]:
         spec = self.config[section][name]
@@ -252,7 +257,7 @@ class StudyCost:
         gpus = max(self.plan.train_resources(section, name)["gpus"], 1)
         per_step = t["per_device_train_batch_size"] * t.get("gradient_accumulation_steps", 1) * gpus
         sequences = spec["max_steps"] * per_step
-        length, bound = self._sequence_tokens(spec["dataset"], t["max_length"])
+        length, bound = self._sequence_tokens(spec["dataset"], t["max_length"], t["per_device_train_batch_size"])
         return sequences * length, bound, gpus
 
     def _enumerate(self):
@@ -455,6 +460,13 @@ class StudyCost:
         n_train = settings.get("n_train", 0)
         new = settings.get("max_new_tokens", 128)
         return settings.get("n_test", 200), n_train, 128.0, 128.0 + new
+
+
+def expected_longest(lengths: list[float], batch: int) -> float:
+    """E[the longest of `batch` rows drawn at random, with replacement, from `lengths`]: the padded length of a
+    batch. The k-th smallest of n is the longest with probability (k/n)^b - ((k-1)/n)^b."""
+    xs, n = sorted(lengths), len(lengths)
+    return sum(x * ((k / n) ** batch - ((k - 1) / n) ** batch) for k, x in enumerate(xs, start=1))
 
 
 def _mean(xs: list[float]) -> float:

@@ -176,17 +176,19 @@ def judge_eval(job: dict) -> str:
 def value_probe(job: dict) -> str:
     import pandas as pd
 
+    from posttrain.io import write_parquet
+
+    run, step, out = job["run"], int(job["step"]), Path(job["out"])
+    if "same_as" in job:  # the same weights as a checkpoint already probed: its rows, relabelled (no torch import)
+        write_parquet(out, pd.read_parquet(job["same_as"]).assign(run=run, step=step))
+        return f"{run} step {step}: rows copied from {job['same_as']}"
+
     from posttrain import timing
     from posttrain.checkpointing import checkpoint_path
-    from posttrain.io import write_parquet
     from posttrain.judges import JudgeError
     from posttrain.models import load_checkpoint
     from posttrain.probes.values import probe
 
-    run, step, out = job["run"], int(job["step"]), Path(job["out"])
-    if "same_as" in job:  # the same weights as a checkpoint already probed: its rows, relabelled
-        write_parquet(out, pd.read_parquet(job["same_as"]).assign(run=run, step=step))
-        return f"{run} step {step}: rows copied from {job['same_as']}"
     with timing.phase("load"):
         model, tokenizer = load_checkpoint(checkpoint_path(job["manifest"], step))
     start = time.perf_counter()
@@ -204,21 +206,31 @@ def value_probe(job: dict) -> str:
 def complexity_probe(job: dict) -> str:
     import pandas as pd
 
+    from posttrain.io import write_parquet
+
+    run, step, spec = job["run"], int(job["step"]), job["spec"]
+    copied = None
+    if "same_as" in job:  # the parent's own programs (same weights), and only the weight deltas anew
+        parent = pd.read_parquet(job["same_as"])
+        copied = parent[(parent.estimator != "weight_delta") & (parent.run == parent.target_run)
+                        & (parent.step == parent.target_step)].assign(run=run, step=step, target_run=run,
+                                                                      target_step=step)
+        if not _other_references(job):  # no delta left to measure: no model to load (and no torch)
+            write_parquet(job["out"], copied.reset_index(drop=True))
+            return f"{run} step {step}: {len(copied)} complexity points copied from {job['same_as']}"
+        spec = {**spec, "estimators": {k: v for k, v in spec.get("estimators", {}).items() if k == "weight_delta"}}
+
     from posttrain import timing
     from posttrain.checkpointing import checkpoint_path
     from posttrain.complexity.measure import COLUMNS, DTYPES, measure
-    from posttrain.io import write_parquet
     from posttrain.models import load_checkpoint
     from posttrain.retention import existing_snapshot
 
-    run, step, spec = job["run"], int(job["step"]), job["spec"]
     own = checkpoint_path(job["manifest"], step)
     with timing.phase("load"):
         model, tokenizer = load_checkpoint(own)
         references, by_path = {}, {}
-        for name, ref in job.get("references", {}).items():
-            if (ref["run"], int(ref["step"])) == (run, step):
-                continue  # a delta from this checkpoint to itself is no program
+        for name, ref in _other_references(job).items():
             key = Path(ref["path"]).resolve()
             if key not in by_path:  # each model is loaded once: a reference that is this checkpoint is not reloaded
                 source = model if key == Path(own).resolve() else load_checkpoint(existing_snapshot(ref["path"]))[0]
@@ -226,13 +238,6 @@ def complexity_probe(job: dict) -> str:
                                 for n, p in source.named_parameters()}
             references[name] = (by_path[key], (ref["run"], int(ref["step"])))
     start = time.perf_counter()
-    copied = None
-    if "same_as" in job:  # the parent's own programs (same weights), and only the weight deltas anew
-        parent = pd.read_parquet(job["same_as"])
-        copied = parent[(parent.estimator != "weight_delta") & (parent.run == parent.target_run)
-                        & (parent.step == parent.target_step)].assign(run=run, step=step, target_run=run,
-                                                                      target_step=step)
-        spec = {**spec, "estimators": {k: v for k, v in spec.get("estimators", {}).items() if k == "weight_delta"}}
     frame = measure(model, tokenizer, spec, run, step, references)
     if copied is not None:
         frame = pd.concat([copied.reindex(columns=COLUMNS), frame], ignore_index=True).astype(DTYPES)
@@ -317,6 +322,26 @@ STAGES = {
 TORCH_FREE = ("data", "store", "plot", "report", "release-snapshot", "release-trainer-state")
 
 
+def torch_free(stage: str, job: dict) -> bool:
+    """Whether a job runs without torch: the stages above, and a probe of a preference run's step 0 that copies
+    its parent's rows and has no weight delta to measure (the import alone is most of such a job's time)."""
+    if stage in TORCH_FREE:
+        return True
+    if stage == "value-probe":
+        return "same_as" in job
+    if stage == "complexity-probe":
+        return "same_as" in job and not _other_references(job)
+    return False
+
+
+def _other_references(job: dict) -> dict:
+    """A complexity job's weight-delta references other than its own checkpoint (a delta to itself is no program)."""
+    if "weight_delta" not in job["spec"].get("estimators", {}):
+        return {}
+    return {name: ref for name, ref in job.get("references", {}).items()
+            if (ref["run"], int(ref["step"])) != (job["run"], int(job["step"]))}
+
+
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """What a bad input raises: each module's own error class (most derive from ValueError, which the library
     also raises for a bad value it was handed), and OSError for a file that cannot be read or written. Shown as
@@ -361,7 +386,7 @@ def run(stage: str, job_arg: str | dict, threads: int | None = None, callbacks=(
             return STAGES[stage](job, callbacks=callbacks) if stage != "reward-model" else STAGES[stage](job)
         finally:
             release_process_group()
-    if threads and stage not in TORCH_FREE:
+    if threads and not torch_free(stage, job):
         import torch
 
         torch.set_num_threads(threads)

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO, TINY_CONFIG
 
@@ -49,7 +50,7 @@ def test_tokens_follow_the_config(tmp_path):
 
 def test_sequence_length_is_measured_once_the_dataset_is_built(tmp_path):
     """Before the data job, a training sequence counts at max_length (an upper bound, marked); after, at the
-    built file's mean length."""
+    built file's padded length (the expected longest row of a batch)."""
     before = study(TINY_CONFIG, tmp_path)
     job = next(j for j in before.jobs if j["key"] == "sft-llama")
     assert job["work"][0].upper_bound
@@ -59,6 +60,17 @@ def test_sequence_length_is_measured_once_the_dataset_is_built(tmp_path):
     after = study(TINY_CONFIG, tmp_path)
     built = next(j for j in after.jobs if j["key"] == "sft-llama")["work"][0]
     assert not built.upper_bound and 0 < built.tokens < job["work"][0].tokens
+
+
+def test_a_batch_costs_its_longest_row():
+    """The trainers pad a batch to its longest row: the expected padded length, against drawing batches."""
+    lengths = [20.0] * 30 + [60.0] * 10 + [200.0] * 2
+    assert cost.expected_longest(lengths, 1) == pytest.approx(sum(lengths) / len(lengths))
+    rng = np.random.default_rng(0)
+    for batch in (4, 8):
+        drawn = rng.choice(lengths, size=(200_000, batch)).max(axis=1).mean()
+        assert cost.expected_longest(lengths, batch) == pytest.approx(drawn, rel=0.01)
+    assert cost.expected_longest([50.0] * 7, 8) == pytest.approx(50.0)
 
 
 def test_model_size_is_counted_from_the_model():

@@ -4,6 +4,8 @@ DB's views against a hand computation on the same Parquet rows."""
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import duckdb
 import pandas as pd
@@ -12,7 +14,7 @@ from conftest import snakemake, write_config
 
 from posttrain import precision
 from posttrain.config import validate
-from posttrain.plan import Layout
+from posttrain.plan import Layout, Plan
 from posttrain.schedule import checkpoint_steps
 
 
@@ -89,6 +91,23 @@ def test_preference_runs_start_from_their_parent_and_data_stance_is_stored(study
     assert gap.dataset.tolist() == ["gap-oppose", "gap-support"]
     assert set(sides.dataset) == set(config["datasets"])
     assert (sides[sides.dataset == "gap-support"].n == 8).all()  # probes.datasets.max_rows pairs, both sides
+
+
+def test_a_copied_value_probe_runs_without_torch(study, tmp_path):
+    """A preference run's step-0 value probe copies its parent's rows: the job does not import torch (the import
+    was most of its time), and its rows are the ones the workflow wrote."""
+    workdir, config = study
+    run = next(iter(config["pref"]))
+    plan = Plan(json.loads(json.dumps(config)), root=str(workdir / "results"))
+    job = {**plan.job("value_probe_pref_start", run=run), "out": str(tmp_path / "copy.parquet")}
+    code = ("import json, sys; from posttrain import stages; "
+            f"stages.run('value-probe', json.loads({json.dumps(json.dumps(job))}), 2); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "copy.parquet"),
+                                  pd.read_parquet(workdir / "results" / "probes" / "values" / run / "step-0.parquet"))
 
 
 def test_judges_are_validated_and_intervals_and_agreement_are_stored(study):
