@@ -38,6 +38,10 @@ QUESTION_TOKENS = 32  # a question, as the contamination check's encoder reads i
 # The store's build per stance row (load, bootstrap, views): 90 CPU-s for 8.25 M rows on a 2-core EPYC
 # (benchmarks/results/store_scale_seeds3.json). It runs on CPUs, so it is job-hours, never GPU-hours.
 STORE_SECONDS_PER_ROW = 1.1e-5
+# Reading a GGUF through transformers (the tokenizer rebuilt from its vocabulary, the weights dequantised in numpy):
+# 35.5 s for SmolLM2-135M's Q4_1 file on a 2-core EPYC, 8.8 s tokenizer + 26.7 s weights (2026-12-07). Python-bound
+# CPU work, so a rate per parameter, not FLOPs; the dequantise job runs it once per GGUF model.
+GGUF_SECONDS_PER_PARAM = 2.6e-7
 
 
 @dataclass(frozen=True)
@@ -82,18 +86,19 @@ def gpu(name: str, utilisation: dict | None = None, start_s: float = 60.0) -> Ha
 
 
 def measure_cpu_peak(threads: int, size: int = 1024, seconds: float = 2.0) -> float:
-    """This CPU's fp32 matmul FLOP/s on `threads` threads: the best of repeated size × size products."""
+    """This CPU's sustained fp32 matmul FLOP/s on `threads` threads: the work of repeated size × size products over
+    their total time. (The fastest single product ran 1.3-1.5x faster on a 2-core EPYC and varied by 25 % between
+    tries; a job's long matmul-bound stretches see the sustained rate.)"""
     import torch
 
     torch.set_num_threads(threads)
     a, b = torch.randn(size, size), torch.randn(size, size)
-    best, until = 0.0, time.perf_counter() + seconds
     a @ b  # warm-up: first call allocates and picks a kernel
-    while time.perf_counter() < until:
-        t = time.perf_counter()
+    products, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
         a @ b
-        best = max(best, 2 * size ** 3 / (time.perf_counter() - t))
-    return best
+        products += 1
+    return 2 * size ** 3 * products / elapsed
 
 
 def cpu(threads: int, peak_flops: float | None = None, memory_bandwidth: float = 20e9,
@@ -104,11 +109,14 @@ def cpu(threads: int, peak_flops: float | None = None, memory_bandwidth: float =
                     start_s, 4, gpu=False, decode_step_s=decode_step_s)
 
 
+COUNTED = {"rows": STORE_SECONDS_PER_ROW, "gguf": GGUF_SECONDS_PER_PARAM}  # work billed per item, not per FLOP
+
+
 # --- work: what a job computes ---------------------------------------------------------------------------------
 
 @dataclass
 class Work:
-    kind: str  # train | prefill | decode, or rows: the store's stance rows (tokens holds their count)
+    kind: str  # train | prefill | decode; rows: the store's stance rows, gguf: a GGUF's parameters (tokens: the count)
     tokens: float
     params: float
     flops_per_param: int  # 2 forward, 4 LoRA training, 6 full training, 8 DPO (policy trained + reference read)
@@ -117,11 +125,11 @@ class Work:
 
     @property
     def flops(self) -> float:
-        return 0.0 if self.kind == "rows" else self.tokens * self.params * self.flops_per_param
+        return 0.0 if self.kind in COUNTED else self.tokens * self.params * self.flops_per_param
 
     def seconds(self, hw: Hardware) -> float:
-        if self.kind == "rows":
-            return self.tokens * STORE_SECONDS_PER_ROW
+        if self.kind in COUNTED:
+            return self.tokens * COUNTED[self.kind]
         compute = self.flops / (hw.peak_flops * hw.utilisation[self.kind])
         if self.kind != "decode":
             return compute
@@ -266,7 +274,7 @@ class StudyCost:
             self._add("dataset", d, [], gpus=0)
         for m in sorted(c["models"]):
             if "gguf" in c["models"][m]:
-                self._add("dequantise", m, [], gpus=0)
+                self._add("dequantise", m, [Work("gguf", self.params(m), 0, 0)], gpus=0)
         for run in p.sft_runs:
             tokens, bound, gpus = self._train("sft", run)
             params = self.params(c["sft"][run]["model"])
@@ -510,7 +518,7 @@ def bill(cost: StudyCost, hw: Hardware) -> list[dict]:
                                            "seconds": 0.0, "gpu_hours": 0.0, "upper_bound": False})
         seconds = job_seconds(job, hw)
         r["jobs"] += 1
-        r["tokens"] += sum(w.tokens for w in job["work"] if w.kind != "rows")
+        r["tokens"] += sum(w.tokens for w in job["work"] if w.kind not in COUNTED)
         r["flops"] += sum(w.flops for w in job["work"])
         r["seconds"] += seconds
         r["gpu_hours"] += seconds * job["gpus"] / 3600
