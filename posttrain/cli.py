@@ -66,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
     planned.add_argument("--cost", action="store_true", help="tokens, FLOPs, hours and GPU-hours per rule")
     where = planned.add_mutually_exclusive_group()
     where.add_argument("--gpu", default="h100", help="the GPU the bill is for: h100 (default), h200, a100")
-    where.add_argument("--cpu", type=int, metavar="THREADS", help="this CPU with THREADS threads (peak measured)")
+    where.add_argument("--cpu", type=int, metavar="THREADS",
+                       help="this CPU with THREADS threads (its sustained matmul rate measured)")
     planned.add_argument("--peak-tflops", type=float, help="the device's peak instead of the data sheet's or measured")
     planned.add_argument("--utilisation", nargs="+", default=[], metavar="KIND=U",
                          help="model FLOPs utilisation of train, prefill or decode work (default 0.4, 0.5, 0.25)")
