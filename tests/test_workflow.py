@@ -93,21 +93,33 @@ def test_preference_runs_start_from_their_parent_and_data_stance_is_stored(study
     assert (sides[sides.dataset == "gap-support"].n == 8).all()  # probes.datasets.max_rows pairs, both sides
 
 
-def test_a_copied_value_probe_runs_without_torch(study, tmp_path):
-    """A preference run's step-0 value probe copies its parent's rows: the job does not import torch (the import
-    was most of its time), and its rows are the ones the workflow wrote."""
+def test_copied_step_0_probes_run_without_torch(study, tmp_path):
+    """A preference run's step-0 probes copy their parent's rows: the value probe always, the complexity probe when
+    no weight delta is left to compute (here: its references cut to run_start, the checkpoint itself). Neither job
+    imports torch (the import was most of its time), and the rows are the ones the workflow wrote."""
     workdir, config = study
     run = next(iter(config["pref"]))
     plan = Plan(json.loads(json.dumps(config)), root=str(workdir / "results"))
-    job = {**plan.job("value_probe_pref_start", run=run), "out": str(tmp_path / "copy.parquet")}
-    code = ("import json, sys; from posttrain import stages; "
-            f"stages.run('value-probe', json.loads({json.dumps(json.dumps(job))}), 2); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
-    done = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "copy.parquet"),
+    value = {**plan.job("value_probe_pref_start", run=run), "out": str(tmp_path / "value.parquet")}
+    complexity = plan.job("complexity_probe_pref_start", run=run)
+    complexity = {**complexity, "out": str(tmp_path / "complexity.parquet"),
+                  "references": {k: r for k, r in complexity["references"].items() if r["run"] == run}}
+    for stage, job in (("value-probe", value), ("complexity-probe", complexity)):
+        code = ("import json, sys; from posttrain import stages; "
+                f"stages.run({stage!r}, json.loads({json.dumps(json.dumps(job))}), 2); "
+                "assert 'torch' not in sys.modules, 'torch imported'")
+        done = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 0, (stage, done.stderr[-2000:])
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "value.parquet"),
                                   pd.read_parquet(workdir / "results" / "probes" / "values" / run / "step-0.parquet"))
+    wrote = pd.read_parquet(workdir / "results" / "complexity" / run / "step-0.parquet")
+    copied = pd.read_parquet(tmp_path / "complexity.parquet")
+    assert len(copied) and (copied.estimator != "weight_delta").all()
+    cols = ["task", "estimator", "setting", "bits", "score"]
+    pd.testing.assert_frame_equal(copied[cols].sort_values(cols).reset_index(drop=True),
+                                  wrote[wrote.estimator != "weight_delta"][cols].sort_values(cols)
+                                  .reset_index(drop=True))
 
 
 def test_judges_are_validated_and_intervals_and_agreement_are_stored(study):
