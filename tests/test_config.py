@@ -96,3 +96,19 @@ def test_seeds_replicate_a_run_and_a_child_names_a_replicate(tiny_config):
     with pytest.raises(ConfigError, match=r"from.run: 'sft-llama' is replicated over seeds; name one replicate "
                                           r"\(sft-llama-seed0, sft-llama-seed1\)"):
         validate(fresh)
+
+
+def test_a_run_on_a_missing_engine_stops_before_its_first_job(tmp_path, tiny_config):
+    """engine: vllm where vLLM is not installed: a dry run plans (the cluster's is checked on this machine), a real
+    run stops in Snakemake's onstart, naming the key, before any job writes anything."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    tiny_config["probes"]["values"].update(modes=["forced_choice", "generation"], generation={"engine": "vllm"})
+    config = str(write_config(tmp_path / "vllm.yaml", tiny_config))
+    assert snakemake(tmp_path, "-n", "--configfile", config).returncode == 0
+    result = snakemake(tmp_path, "--cores", "1", "--configfile", config)
+    assert result.returncode != 0
+    assert "probes.values.generation.engine: vllm is not installed" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()

@@ -93,6 +93,19 @@ def test_decode_is_bounded_by_reading_the_weights():
     assert batched.seconds(hw) < 64 * one_row.seconds(hw) / 4
 
 
+def test_vllm_decodes_every_sequence_in_one_step_and_pays_its_engine_start():
+    hw = cost.gpu("h100")
+    answers = 550 * 5  # the cluster's value probe: 550 prompts x 5 samples of 256 tokens
+    hf = cost.Work("decode", answers * 256, 8e9, 2, rows=64)
+    vllm = cost.Work("decode", answers * 256, 8e9, 2, rows=cost.VLLM_MAX_NUM_SEQS, engine="vllm")
+    steps = answers * 256 / cost.VLLM_MAX_NUM_SEQS
+    assert vllm.seconds(hw) >= hw.vllm_start_s + steps * 8e9 * 2 / hw.memory_bandwidth
+    assert vllm.seconds(hw) < hf.seconds(hw) / 2
+    plan = Plan(load(CLUSTER))
+    decode = [w for w in cost.StudyCost(plan)._value_work("llama3-3b") if w.kind == "decode"]
+    assert [(w.engine, w.rows) for w in decode] == [("vllm", cost.VLLM_MAX_NUM_SEQS)]
+
+
 def test_the_cluster_bill_and_its_errors():
     out = subprocess.run([sys.executable, "-m", "posttrain", "plan", "--cost", "--config", str(CLUSTER)],
                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)

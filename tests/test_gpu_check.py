@@ -55,6 +55,13 @@ def test_gpu_plan_validates_and_runs_every_mode_through_the_launcher(tmp_path):
             assert job["spec"]["algorithm"] == "dpo" and job["start"].endswith(f"sft-{name[4:]}/checkpoints.json")
     for family in ("llama", "qwen3"):  # the probes read a ZeRO-3 save: the gathered 16-bit weights
         assert parts[f"values-generation-{family}"].needs == [f"dpo-{family}-zero3", "judge-head"]
+    vllm = parts["values-generation-vllm-llama"]  # the cluster's engine, on the same checkpoint as the HF part
+    job = json.loads(Path(vllm.command[vllm.command.index("--job") + 1]).read_text())
+    assert vllm.gpu_only and vllm.needs_vllm and job["spec"]["generation"]["engine"] == "vllm"
+    assert job["step"] == json.loads(Path(parts["values-generation-llama"].command[
+        parts["values-generation-llama"].command.index("--job") + 1]).read_text())["step"]
+    seeds = parts["vllm-seeds-llama"]
+    assert seeds.needs_vllm and seeds.command[2] == "--vllm-seeds" and "dpo-llama-zero3" in seeds.command[3]
     command = parts["complexity-llama"].command
     complexity = json.loads(Path(command[command.index("--job") + 1]).read_text())
     assert set(complexity["references"]) == {"run_start", "base"}

@@ -29,7 +29,7 @@ SIGNIFICANCE_VIEWS = Path(__file__).with_name("significance_views.sql")
 # Value-probe columns the views read that older probe files lack (NULL there).
 OPTIONAL_SAMPLE_COLUMNS = {"label_mass": "DOUBLE", "raw_p_support": "DOUBLE", "raw_p_neutral": "DOUBLE",
                            "raw_p_oppose": "DOUBLE", "n_orders": "BIGINT", "calibration": "VARCHAR",
-                           "content_free_label_mass": "DOUBLE"}
+                           "content_free_label_mass": "DOUBLE", "engine": "VARCHAR", "engine_version": "VARCHAR"}
 # dataset_checks columns that files from before the label-position and embedding checks lack (NULL there)
 OPTIONAL_CHECK_COLUMNS = {"label_position": "VARCHAR", "probe_cosine": "DOUBLE", "cosine_prompt_id": "VARCHAR",
                           "near_copy_by": "VARCHAR"}

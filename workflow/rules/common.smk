@@ -12,6 +12,13 @@ PATHS = PLAN.paths
 ENV = f"{workflow.basedir}/envs/posttrain.yaml"  # every rule's software
 
 
+onstart:  # a real run only (not a dry run): the generation engine must import where the jobs run
+    try:
+        PLAN.check_engine(conda=bool(workflow.deployment_settings.deployment_method))
+    except ConfigError as e:
+        raise WorkflowError(str(e)) from None
+
+
 wildcard_constraints:
     run=one_of(PLAN.runs),
     dataset=one_of(PLAN.config["datasets"]),
