@@ -75,11 +75,13 @@ def sample(checkpoint: Path, tokenizer, stops: list[int], prompts: list[dict], s
     jobs = [(p["id"], k, generation.sample_seed(settings["seed"], p["id"], k))
             for p in prompts for k in range(settings["samples"])]
     options = settings.get("vllm", {})
+    longest = max(map(len, ids.values())) + settings["max_new_tokens"]
+    memory = {"gpu_memory_utilization": options.get("gpu_memory_utilization", 0.85)}
+    if not seeds_per_request():  # the CPU build: a KV cache for this workload, not a share of the host's memory
+        memory = {"kv_cache_memory_bytes": kv_cache_bytes(checkpoint, len(jobs) * longest, numerics)}
     llm = LLM(model=str(checkpoint), tokenizer=str(checkpoint), dtype=DTYPES[numerics], seed=settings["seed"],
-              tensor_parallel_size=options.get("tensor_parallel_size", 1),
-              gpu_memory_utilization=options.get("gpu_memory_utilization", 0.85),
-              max_model_len=max(map(len, ids.values())) + settings["max_new_tokens"],
-              enforce_eager=options.get("enforce_eager", False))
+              tensor_parallel_size=options.get("tensor_parallel_size", 1), max_model_len=longest,
+              enforce_eager=options.get("enforce_eager", False), **memory)
     try:
         seeded = seeds_per_request()
         params = [SamplingParams(temperature=settings["temperature"], top_p=settings.get("top_p", 1.0),
@@ -98,6 +100,20 @@ def sample(checkpoint: Path, tokenizer, stops: list[int], prompts: list[dict], s
                      "response": tokenizer.decode(new[:n], skip_special_tokens=True).strip(),
                      "template": rendered[pid][1]})
     return rows
+
+
+def kv_cache_bytes(checkpoint: Path, tokens: int, numerics: str) -> int:
+    """The KV cache that holds `tokens` positions of this model at once (keys and values, every layer), at least
+    256 MiB. On CPU vLLM otherwise reserves gpu_memory_utilization x the host's memory, 85 % by default, and
+    refuses to start beside other jobs."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    config = getattr(config, "text_config", config)
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    per_token = config.num_hidden_layers * 2 * getattr(config, "num_key_value_heads", heads) * head_dim
+    return max(per_token * tokens * (4 if numerics == "fp32" else 2), 256 * 2**20)
 
 
 def shutdown(llm) -> None:
