@@ -76,14 +76,14 @@ def sample(checkpoint: Path, tokenizer, stops: list[int], prompts: list[dict], s
             for p in prompts for k in range(settings["samples"])]
     options = settings.get("vllm", {})
     longest = max(map(len, ids.values())) + settings["max_new_tokens"]
+    seeded = seeds_per_request()
     memory = {"gpu_memory_utilization": options.get("gpu_memory_utilization", 0.85)}
-    if not seeds_per_request():  # the CPU build: a KV cache for this workload, not a share of the host's memory
+    if not seeded:  # the CPU build: a KV cache for this workload, not a share of the host's memory
         memory = {"kv_cache_memory_bytes": kv_cache_bytes(checkpoint, len(jobs) * longest, numerics)}
     llm = LLM(model=str(checkpoint), tokenizer=str(checkpoint), dtype=DTYPES[numerics], seed=settings["seed"],
               tensor_parallel_size=options.get("tensor_parallel_size", 1), max_model_len=longest,
               enforce_eager=options.get("enforce_eager", False), **memory)
     try:
-        seeded = seeds_per_request()
         params = [SamplingParams(temperature=settings["temperature"], top_p=settings.get("top_p", 1.0),
                                  max_tokens=settings["max_new_tokens"], stop_token_ids=stops,
                                  seed=seed if seeded else None, detokenize=False)
