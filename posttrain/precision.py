@@ -92,3 +92,38 @@ def fp32_output_head(model: torch.nn.Module):
             del head.forward
         else:
             head.forward = own
+
+
+# The operations CPU autocast runs in bf16 that a transformer uses (HF models reach the kernels through these two).
+_BF16_PRODUCTS = ("linear", "scaled_dot_product_attention", "matmul", "mm", "addmm", "bmm", "baddbmm")
+
+
+@contextlib.contextmanager
+def emulated_bf16():
+    """bf16's numbers at fp32's speed, for measuring on a CPU without native bf16 what bf16 would change there
+    (benchmarks/precision_drift.py); a study never runs in it. Inside, each matrix product or attention that
+    autocast sends to bf16 is computed in fp32 on its bf16 operands (their products are exact in fp32, and
+    the sum accumulates in fp32, as native bf16 kernels do) and its result is rounded to bf16; everything else
+    runs as it would. bf16 kernels differ among themselves (summation order, where a partial result is
+    rounded) by about as much as they differ from fp32, so no emulation reproduces one of them bit for bit: what
+    it reproduces is the size of bf16's error (tests/test_precision.py compares it with autocast's own)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    products = {getattr(torch.ops.aten, name).default for name in _BF16_PRODUCTS}
+
+    def up(x):
+        return x.float() if isinstance(x, torch.Tensor) and x.dtype == torch.bfloat16 else x
+
+    def down(x):
+        return x.bfloat16() if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else x
+
+    class Emulated(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in products and any(isinstance(a, torch.Tensor) and a.dtype == torch.bfloat16 for a in args):
+                out = func(*map(up, args), **{k: up(v) for k, v in kwargs.items()})
+                return tuple(map(down, out)) if isinstance(out, tuple) else down(out)
+            return func(*args, **kwargs)
+
+    with Emulated():
+        yield

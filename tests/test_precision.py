@@ -1,6 +1,8 @@
 """Precision as a setting: bf16 autocast really runs (it changes the numbers a little, never a lot), an fp32 judge
 nested in a bf16 probe stays fp32, every result row says which precision made it, and a bad value is named."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,21 @@ def test_a_bad_precision_is_named(tiny_config):
     with pytest.raises(ValueError, match="'fp8' is not one of"):
         precision.resolve("fp8", "cpu", "x")
 
+
+
+def test_emulated_bf16_has_the_size_of_bf16s_error_and_leaves_fp32_alone(tiny):
+    import torch
+
+    model, tokenizer = tiny
+    ids = tokenizer(["Should the death penalty be abolished? It is hard."] * 2, return_tensors="pt").input_ids
+
+    def logp(bf16: bool, emulate: bool):
+        emulation = precision.emulated_bf16() if emulate else contextlib.nullcontext()
+        with torch.inference_mode(), emulation, precision.autocast("bf16" if bf16 else "fp32", model):
+            return model(ids).logits.float().log_softmax(-1)
+
+    fp32, real, emulated = logp(False, False), logp(True, False), logp(True, True)
+    assert torch.equal(logp(False, True), fp32)  # nothing in fp32 is touched (an fp32 judge inside a bf16 probe)
+    real_error, emulated_error = (real - fp32).abs().mean(), (emulated - fp32).abs().mean()
+    assert emulated_error > 0 and not torch.equal(emulated, real)  # it ran, and it is not the CPU's own kernel
+    assert 0.5 < emulated_error / real_error < 2  # but its error is bf16's size
