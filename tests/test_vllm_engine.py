@@ -74,10 +74,10 @@ def _stance_means(frame):
 
 @pytest.mark.slow
 def test_both_engines_read_the_same_stances_on_a_real_checkpoint(tmp_path):
-    """SmolLM2-135M (the default's model), every default prompt, 2 samples of 48 tokens per engine, judged by the
-    default judge. A paired permutation test over prompts (the engines' labels swapped within a prompt) on the
-    distance between the two engines' mean stance distributions: it fails when vLLM draws from another
-    distribution (a wrong temperature, top-p, stop token or prompt)."""
+    """SmolLM2-135M (the default's model), the default's 110 generation prompts, 2 samples of 48 tokens per engine,
+    judged by the default judge. A paired permutation test over prompts (the engines' labels swapped within a
+    prompt) on the distance between the two engines' mean stance distributions: it fails when vLLM draws from
+    another distribution (a wrong temperature, top-p, stop token or prompt)."""
     from posttrain.config import load
     from posttrain.judges import build, train_head
     from posttrain.judges.run import judge_items
@@ -93,7 +93,7 @@ def test_both_engines_read_the_same_stances_on_a_real_checkpoint(tmp_path):
     tok.save_pretrained(folder)
     value = plan.config["probes"]["values"]
     settings = {**value["generation"], "samples": 2, "max_new_tokens": 48}
-    prompts = prompt_sets.load(value["prompt_set"]).prompts
+    prompts = values.generation_prompts(value).prompts
     judge_spec = {**plan.judge_spec(plan.judge), "head": str(tmp_path / "head.json"),
                   "model_spec": {"path": str(folder)}}  # the same weights, not the GGUF decoded again
     (tmp_path / "head.json").write_text(json.dumps(train_head.train(judge_spec, model_dir=tmp_path / "judge")))
