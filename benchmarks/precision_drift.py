@@ -183,7 +183,7 @@ def verdict(rows: pd.DataFrame, overall: pd.Series) -> dict:
     """The acceptance reads the drift mean over topics (what the findings report), every run and stance; the
     per-topic share is context (11 topics x 4 read-outs x runs: a few past a quarter are expected)."""
     judged = rows[overall]
-    return {"accepted": bool(judged["within"].all()), "compared": len(judged),
+    return {"verdict": "accepted" if judged["within"].all() else "not accepted", "compared": len(judged),
             "within": int(judged["within"].sum()),
             "max_ratio_to_half_width": float(judged["ratio"].max()) if len(judged) else None,
             "median_ratio_to_half_width": float(judged["ratio"].median()) if len(judged) else None,
@@ -231,10 +231,10 @@ def main() -> None:
     parts = {part: verdict(r, r["topic"] == "(all)") for part, r in rows.items() if r is not None}
     if plan.complexity:
         c = compare_complexity(complexity(dbs["fp32"]), complexity(dbs["bf16"]))
-        parts["complexity"] = {"accepted": bool(c["within"].all()), "compared": len(c),
-                               "within": int(c["within"].sum()),
-                               "max_ratio_to_half_width": float(c["ratio"].replace(np.inf, np.nan).max()),
-                               "same_bits": int((c["abs_diff"] == 0).sum())}
+        counts = {status: int((c["status"] == status).sum()) for status in ("same", "within", "unbounded", "outside")}
+        # a C whose interval has no upper end cannot be held to a quarter of its width: not shown, either way
+        parts["complexity"] = {"verdict": "not accepted" if counts["outside"] else
+                               "inconclusive" if counts["unbounded"] else "accepted", "compared": len(c), **counts}
         rows["complexity"] = c
         prog = compare_programs(programs(dbs["fp32"]), programs(dbs["bf16"]))
         parts["complexity"]["programs"] = {
@@ -251,7 +251,7 @@ def main() -> None:
         "runs": runs, "checkpoints": {r: plan.steps[r] for r in runs}, "criterion":
             f"|bf16 - fp32| < {QUARTER} x the fp32 interval's half-width (drift: drift_ci, estimand (a), topic "
             "'(all)'; C(T, δ): [bits_optimistic, bits_confident])",
-        "bf16_probe_seconds": seconds, "parts": parts,
+        "seconds_probing_in_this_invocation": seconds,  # 0 where an earlier one's rows were reused "parts": parts,
         "drift": {p: r[r["topic"] == "(all)"][["run", "stance", "magnitude_fp32", "magnitude_bf16", "lo", "hi",
                                                "ratio", "withheld"]].round(4).to_dict("records")
                   for p, r in rows.items() if r is not None and not p.startswith("complexity")},

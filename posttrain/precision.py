@@ -20,10 +20,14 @@ import functools
 import torch
 
 CHOICES = ("auto", "bf16", "fp32")
-# Inference (value probe, judges, complexity) defaults to fp32, training to auto. benchmarks/precision.py, on a
-# CPU with AMX: bf16 autocast moved forced-choice p by 0.035 on average (max 0.08) on a mid-SFT checkpoint, and
-# the judge's p by up to 0.017, for at most 1.5x; a bf16 training step was 1.4x faster with losses within 1.8 %.
+# The probes (value probe, complexity) default to fp32, the judges and training to auto. benchmarks/precision_drift.py,
+# the 5-seed default's checkpoints, bf16 against fp32 on what the study reports: the judge reading the same answers
+# moved every run's drift by at most 0.14 of its interval's half-width (the criterion: a quarter); bf16 generation
+# moved it by up to 1.2 (answers diverge once a token flips), forced choice by up to 2.7, and C(T, δ)'s intervals
+# at the default's 11 test items were too open to tell. benchmarks/precision.py: a bf16 training step was 1.4x faster
+# with losses within 1.8 %.
 INFERENCE_DEFAULT = "fp32"
+JUDGE_DEFAULT = "auto"
 
 
 @functools.cache
@@ -94,7 +98,7 @@ def fp32_output_head(model: torch.nn.Module):
             head.forward = own
 
 
-# The operations CPU autocast runs in bf16 that a transformer uses (HF models reach the kernels through these two).
+# The products CPU autocast runs in bf16: HF models call linear and attention; the rest are torch.matmul's kernels.
 _BF16_PRODUCTS = ("linear", "scaled_dot_product_attention", "matmul", "mm", "addmm", "bmm", "baddbmm")
 
 

@@ -91,7 +91,7 @@ def test_both_engines_read_the_same_stances_on_a_real_checkpoint(tmp_path):
     folder = tmp_path / "smollm2"
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
-    value = plan.config["probes"]["values"]
+    value = plan.value_probe_spec()  # the judge resolved: the generation prompts leave out its training questions
     settings = {**value["generation"], "samples": 2, "max_new_tokens": 48}
     prompts = values.generation_prompts(value).prompts
     judge_spec = {**plan.judge_spec(plan.judge), "head": str(tmp_path / "head.json"),

@@ -16,7 +16,7 @@ class LMJudge:
         self.tokenizer = load_tokenizer(spec["model_spec"])
         self.model = load_model(spec["model_spec"], self.tokenizer).to(inference_device())
         self.progress = progress
-        self.precision = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), self.model.device.type,
+        self.precision = precision.resolve(spec.get("precision", precision.JUDGE_DEFAULT), self.model.device.type,
                                            f"judge {self.name}")
 
     def __call__(self, items: list[dict]) -> list[dict]:

@@ -78,7 +78,7 @@ class LMHeadJudge:
         truncate(self.model, self.band)
         self.batch_size = spec.get("batch_size", 16)
         self.progress = progress
-        self.precision = precision.resolve(spec.get("precision", precision.INFERENCE_DEFAULT), self.model.device.type,
+        self.precision = precision.resolve(spec.get("precision", precision.JUDGE_DEFAULT), self.model.device.type,
                                            f"judge {self.name}")
 
     def __call__(self, items: list[dict]) -> list[dict]:
