@@ -64,7 +64,7 @@ def bf16_config(config: dict) -> dict:
 def probed(plan: Plan, runs: list[str], rule: str, out: Path) -> dict[tuple[str, int], Path]:
     """Run `rule` (value_probe / complexity_probe) in bf16 at every checkpoint of `runs` into `out`; a preference
     run's step 0 takes its parent's bf16 rows, as the workflow does."""
-    files, seconds = {}, {}
+    files = {}
     checkpoints = sorted({(plan.config["pref"][r]["from"]["run"], plan.config["pref"][r]["from"]["step"])
                           for r in runs if r in plan.config["pref"]} | {(r, s) for r in runs for s in plan.steps[r]},
                          key=lambda rs: (rs[0] not in plan.sft_runs, rs))
@@ -75,9 +75,7 @@ def probed(plan: Plan, runs: list[str], rule: str, out: Path) -> dict[tuple[str,
             parent = plan.config["pref"][run]["from"]
             job["same_as"] = str(files[(parent["run"], parent["step"])])
         if not path.exists():  # a rerun resumes: each checkpoint's bf16 rows are written once
-            start = time.perf_counter()
-            print(stages.run(rule.replace("_", "-"), job), flush=True)
-            seconds[f"{run}/step-{step}"] = time.perf_counter() - start
+            print(stages.run(rule.replace("_", "-"), job), flush=True)  # it logs its own time
         files[(run, step)] = path
     return files
 
