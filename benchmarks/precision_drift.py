@@ -82,12 +82,13 @@ def probed(plan: Plan, runs: list[str], rule: str, out: Path) -> dict[tuple[str,
 
 def rejudged(plan: Plan, fp32_files: dict, out: Path) -> dict[tuple[str, int], Path]:
     """The study's own fp32 answers, read again by the judge in bf16 (the judge part alone)."""
-    judge = build_judge({**plan.judge_spec(plan.judge), "precision": "bf16"}, progress=False)
     question = {p["id"]: p["question"] for p in values.generation_prompts(plan.value_probe_spec()).prompts}
-    files = {}
+    judge, files = None, {}
     for (run, step), source in fp32_files.items():
         path = out / "rejudged" / run / f"step-{step}.parquet"
         if not path.exists():
+            # loaded once, and only when some checkpoint is still to be read (a rerun reuses the files)
+            judge = judge or build_judge({**plan.judge_spec(plan.judge), "precision": "bf16"}, progress=False)
             frame = pd.read_parquet(source)
             gen = frame["mode"] == "generation"
             items = [{"question": question[p], "response": r, "topic": t, "id": f"{p}#{s}"} for r, t, p, s in zip(

@@ -23,7 +23,7 @@ CHOICES = ("auto", "bf16", "fp32")
 # The probes (value probe, complexity) default to fp32, the judges and training to auto. benchmarks/precision_drift.py,
 # the 5-seed default's checkpoints, bf16 against fp32 on what the study reports: the judge reading the same answers
 # moved every run's drift by at most 0.14 of its interval's half-width (the criterion: a quarter); bf16 generation
-# moved it by up to 1.2 (answers diverge once a token flips), forced choice by up to 2.7, and C(T, δ)'s intervals
+# moved it by up to 1.2 (answers likely diverging), forced choice by up to 2.7, and C(T, δ)'s intervals
 # at the default's 11 test items were too open to tell. benchmarks/precision.py: a bf16 training step was 1.4x faster
 # with losses within 1.8 %.
 INFERENCE_DEFAULT = "fp32"
